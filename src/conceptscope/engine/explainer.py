@@ -1,0 +1,146 @@
+"""The Explainer: LRP heatmaps and Concept Relevance Propagation for a PyTorch model, on the model's device."""
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+
+import torch
+
+from ..models import check_layer, input_channels, layers, make_composite
+from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
+from .composition import CompositionNode
+from .concepts import ChannelConcept
+from .explanation import Explanation
+from .inputs import as_batch, as_targets
+from .relevance_model import RelevanceModel, fingerprint
+
+
+def default_memory_budget(device):
+    """Bytes the batched backward passes may use: half the free GPU memory, or a quarter of the free RAM (<= 2 GiB)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        available = 8 << 30
+    return min(2 << 30, available // 4)
+
+
+class Explainer:
+    """Explains a model's decisions with LRP (zennit composites) and CRP, without ever changing the model.
+
+    ``composite`` is a zennit ``Composite`` (used as-is) or a name from :data:`conceptscope.models.COMPOSITES`
+    (default ``"epsilon_plus_flat"``, with canonizers chosen for BatchNorm networks and torchvision ResNets).
+    ``mean``/``std`` describe the input normalisation (used by ``"epsilon_gamma_box"``). All work runs on a private
+    canonized copy of the model, on the model's device; the copy follows in-place changes of the model's weights.
+    Explanations of recent (image, target) pairs are cached, so repeated CRP queries reuse one forward pass.
+    """
+
+    def __init__(self, model, composite=None, *, mean=IMAGENET_MEAN, std=IMAGENET_STD, concept=None, cache_size=4,
+                 memory_budget=None):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.composite = make_composite(model, composite, mean, std)
+        self.concept = concept or ChannelConcept()
+        self.layers = layers(model)
+        self.lock = threading.RLock()
+        self._channels = input_channels(model)
+        self._cache_size = cache_size
+        self._cache = OrderedDict()
+        self._memory_budget = memory_budget
+        self._relevance_model = None
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self):
+        return next(self.model.parameters()).dtype
+
+    def _current(self):
+        """The relevance model, rebuilt if the user's model changed since it was built."""
+        if self._relevance_model is None or self._relevance_model.fingerprint != fingerprint(self.model):
+            self._relevance_model = RelevanceModel(self.model, self.composite)
+            self._cache.clear()
+        return self._relevance_model
+
+    def _forward(self, images, record=()):
+        relevance_model = self._current()
+        images = as_batch(images, self._channels, self.device, self.dtype).detach().requires_grad_()
+        with torch.enable_grad():
+            logits, outputs = relevance_model.forward(images, record)
+        return images, logits, outputs
+
+    def heatmap(self, images, target=None):
+        """LRP relevance per pixel for a batch ``(B, C, H, W)`` → ``(B, H, W)``, or one image ``(C, H, W)`` → ``(H, W)``.
+
+        ``target`` is a class index, one per image, or None to explain each image's predicted class. The relevance
+        starts at the target logit, so the heatmap sums to it up to what the rules absorb (biases, stabilisers).
+        """
+        single = getattr(images, "ndim", None) == 3
+        with self.lock:
+            images, logits, _ = self._forward(images)
+            targets = as_targets(target, logits)
+            initial = torch.zeros_like(logits)
+            rows = torch.arange(len(targets), device=logits.device)
+            initial[rows, targets] = logits[rows, targets].detach()
+            (grad,) = torch.autograd.grad(logits, images, initial)
+        heatmaps = grad.sum(1).detach()
+        return heatmaps[0] if single else heatmaps
+
+    def explain(self, image, target=None, layers=None):
+        """Explain one image: an :class:`Explanation` with heatmap, logits, target and per-layer relevances.
+
+        ``layers`` are the layers to record (default: every convolution and linear layer). The explanation keeps its
+        graph, so conditional heatmaps, rankings and compositions of it cost only backward passes.
+        """
+        names = list(self.layers) if layers is None else [layers] if isinstance(layers, str) else list(layers)
+        for name in names:
+            check_layer(self.model, name)
+        with self.lock:
+            self._current()
+            batch = as_batch(image, self._channels, self.device, self.dtype)
+            if batch.shape[0] != 1:
+                raise ValueError(f"explain takes one image, got a batch of {batch.shape[0]}; use heatmap() for batches")
+            key = (hashlib.blake2b(batch.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest(),
+                   tuple(batch.shape), target)
+            cached = self._cache.get(key)
+            if cached is not None and set(names) <= set(cached._outputs):
+                self._cache.move_to_end(key)
+                return cached
+            record = list(dict.fromkeys([*names, *(cached._outputs if cached else ())]))
+            images, logits, outputs = self._forward(batch, record)
+            (target_index,) = as_targets(target, logits)
+            budget = self._memory_budget or default_memory_budget(images.device)
+            explanation = Explanation(images, logits, outputs, target_index, self.concept, budget)
+            self._cache[key] = explanation
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            return explanation
+
+    def conditional_heatmaps(self, image, layer, channels, target=None, chunk_size=None):
+        """One heatmap per channel of ``layer`` (K, H, W), all from one forward pass, batched below the layer."""
+        with self.lock:
+            return self.explain(image, target, self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
+
+    def conditional_heatmap(self, image, conditions, target=None):
+        """The heatmap restricted to ``conditions`` = ``{layer: [channels], ...}`` in every listed layer at once."""
+        with self.lock:
+            return self.explain(image, target, self._with(*conditions)).conditional_heatmap(conditions)
+
+    def composition(self, image, layer, channel, target=None, depth=2, top=5):
+        """The composition tree of concept ``(layer, channel)``: its ``top`` sub-concepts in the layers below, computed
+        ``depth`` levels deep now and lazily further down. Returns the root :class:`CompositionNode`."""
+        with self.lock:
+            explanation = self.explain(image, target, self._with(layer))
+            (channel,) = self.concept.check_ids(layer, explanation._outputs[layer], [channel])
+            relevance = float(explanation.concept_relevance(layer)[channel])
+            root = CompositionNode(self, explanation, [(layer, channel)], relevance, 1.0, top)
+            return root.expand(depth)
+
+    def _with(self, *extra):
+        """The default recorded layers plus ``extra`` ones."""
+        return list(dict.fromkeys([*self.layers, *extra]))

@@ -1,0 +1,49 @@
+"""Validation of images, targets and regions, with errors that say what was expected."""
+import numpy as np
+import torch
+
+
+def as_batch(images, channels, device, dtype):
+    """Return ``images`` as a float batch ``(B, C, H, W)`` on ``device``; accepts one image ``(C, H, W)`` too."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"expected images as a torch.Tensor or numpy array, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(
+            f"expected float images normalised as the model was trained (e.g. world.normalize(...)), got dtype "
+            f"{images.dtype}; convert uint8 pixels with images.float() / 255 and normalise them first"
+        )
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or (channels is not None and images.shape[1] != channels):
+        want = f"(B, {channels}, H, W) or ({channels}, H, W)" if channels else "(B, C, H, W) or (C, H, W)"
+        raise ValueError(f"expected images of shape {want}, got shape {tuple(images.shape)}"
+                         + (" (channels last? use images.permute(2, 0, 1))" if images.shape[-1] == channels else ""))
+    return images.to(device=device, dtype=dtype)
+
+
+def as_targets(target, logits):
+    """Return one class index per sample: the prediction where ``target`` is None, else checked against the classes."""
+    batch, classes = logits.shape[0], logits.shape[1]
+    if target is None:
+        return logits.argmax(1).tolist()
+    targets = [target] * batch if isinstance(target, (int, np.integer)) else list(target)
+    if len(targets) != batch:
+        raise ValueError(f"got {len(targets)} targets for {batch} images")
+    for t in targets:
+        if not isinstance(t, (int, np.integer)) or not 0 <= t < classes:
+            raise ValueError(f"target {t!r} is not a class of the model, which has {classes} classes "
+                             f"(valid targets: 0..{classes - 1})")
+    return [int(t) for t in targets]
+
+
+def check_region(region, shape):
+    """Return ``region`` as a bool tensor of the input's spatial ``shape`` (H, W), or raise a clear error."""
+    region = torch.as_tensor(np.asarray(region) if not isinstance(region, torch.Tensor) else region)
+    if tuple(region.shape) != tuple(shape):
+        raise ValueError(f"region must be a boolean mask of the input's size {tuple(shape)}, got shape "
+                         f"{tuple(region.shape)}")
+    if region.dtype != torch.bool:
+        raise TypeError(f"region must be a boolean mask, got dtype {region.dtype}")
+    return region

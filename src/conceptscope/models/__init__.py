@@ -1,0 +1,9 @@
+"""Model loading, layer discovery and the choice of LRP composites and canonizers."""
+from .composites import COMPOSITES, canonizers_for, make_composite
+from .layers import check_layer, input_channels, layers
+from .loading import MODELS, WeightsUnavailableError, checkpoint_path, load
+
+__all__ = [
+    "COMPOSITES", "MODELS", "WeightsUnavailableError", "canonizers_for", "check_layer", "checkpoint_path",
+    "input_channels", "layers", "load", "make_composite",
+]

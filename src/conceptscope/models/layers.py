@@ -1,0 +1,32 @@
+"""Discovery of a model's concept layers (convolutions and linear layers) and their channel counts."""
+import torch
+
+CONCEPT_LAYER_TYPES = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+
+
+def layers(model):
+    """Return ``{name: channels}`` for every convolution and linear layer of ``model``, in definition order."""
+    return {
+        name: module.out_channels if hasattr(module, "out_channels") else module.out_features
+        for name, module in model.named_modules()
+        if isinstance(module, CONCEPT_LAYER_TYPES)
+    }
+
+
+def input_channels(model):
+    """The number of input channels the model's first concept layer expects, or ``None`` if it has none."""
+    for module in model.modules():
+        if isinstance(module, CONCEPT_LAYER_TYPES):
+            return module.in_channels if hasattr(module, "in_channels") else None
+    return None
+
+
+def check_layer(model, name):
+    """Raise a ``KeyError`` that lists the valid layer names when ``name`` is not a module of ``model``."""
+    names = dict(model.named_modules())
+    if name not in names or name == "":
+        valid = ", ".join(layers(model)) or "(none)"
+        raise KeyError(
+            f"model has no layer {name!r}; concept layers are: {valid} (any other module name of the model works too)"
+        )
+    return names[name]
