@@ -3,6 +3,7 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 
@@ -10,7 +11,7 @@ from ..models import check_layer, input_channels, layers, make_composite
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
 from .composition import CompositionNode
 from .concepts import ChannelConcept
-from .explanation import Explanation
+from .explanation import Explanation, initial_relevance, pixel_relevance
 from .inputs import as_batch, as_targets
 from .relevance_model import RelevanceModel, fingerprint
 
@@ -25,6 +26,17 @@ def default_memory_budget(device):
     except (ValueError, OSError):
         available = 8 << 30
     return min(2 << 30, available // 4)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """LRP of a batch: ``heatmaps`` (B, H, W), ``logits`` (B, classes), ``targets`` (list of B class indices),
+    ``activations`` and ``relevances`` (``{layer: (B, channels, ...)}``)."""
+    heatmaps: torch.Tensor
+    logits: torch.Tensor
+    targets: list
+    activations: dict
+    relevances: dict
 
 
 class Explainer:
@@ -46,7 +58,7 @@ class Explainer:
         self.concept = concept or ChannelConcept()
         self.layers = layers(model)
         self.lock = threading.RLock()
-        self._channels = input_channels(model)
+        self._input_spec = input_channels(model)
         self._cache_size = cache_size
         self._cache = OrderedDict()
         self._memory_budget = memory_budget
@@ -67,12 +79,16 @@ class Explainer:
             self._cache.clear()
         return self._relevance_model
 
-    def _forward(self, images, record=()):
+    def _run(self, images, layers):
+        """Forward pass on the relevance model: the batch, logits and trace; ``layers`` are checked first."""
         relevance_model = self._current()
-        images = as_batch(images, self._channels, self.device, self.dtype).detach().requires_grad_()
-        with torch.enable_grad():
-            logits, outputs = relevance_model.forward(images, record)
-        return images, logits, outputs
+        for name in layers:
+            check_layer(self.model, name)
+            if name not in relevance_model.layer_nodes:
+                raise KeyError(f"layer {name!r} is never called in the model's forward pass, so it has no output")
+        images = as_batch(images, self._input_spec, self.device, self.dtype)
+        logits, trace = relevance_model.run(images)
+        return relevance_model, images, logits, trace
 
     def heatmap(self, images, target=None):
         """LRP relevance per pixel for a batch ``(B, C, H, W)`` → ``(B, H, W)``, or one image ``(C, H, W)`` → ``(H, W)``.
@@ -80,16 +96,31 @@ class Explainer:
         ``target`` is a class index, one per image, or None to explain each image's predicted class. The relevance
         starts at the target logit, so the heatmap sums to it up to what the rules absorb (biases, stabilisers).
         """
-        single = getattr(images, "ndim", None) == 3
-        with self.lock:
-            images, logits, _ = self._forward(images)
-            targets = as_targets(target, logits)
-            initial = torch.zeros_like(logits)
-            rows = torch.arange(len(targets), device=logits.device)
-            initial[rows, targets] = logits[rows, targets].detach()
-            (grad,) = torch.autograd.grad(logits, images, initial)
-        heatmaps = grad.sum(1).detach()
+        single = getattr(images, "ndim", None) == self._input_spec[0]
+        heatmaps = self.attribute(images, target).heatmaps
         return heatmaps[0] if single else heatmaps
+
+    def attribute(self, images, target=None, layers=()):
+        """LRP for a batch of images: heatmaps, logits, targets and per-layer activations and relevances.
+
+        Returns an :class:`Attribution` whose ``activations``/``relevances`` map each layer in ``layers`` to a tensor
+        ``(B, channels, ...)``; the relevance of image i starts at its target logit (``target`` as in :meth:`heatmap`).
+        This is what dataset-wide statistics (the atlas) consume: one forward and one backward pass per batch.
+        """
+        names = [layers] if isinstance(layers, str) else list(layers)
+        with self.lock:
+            relevance_model, images, logits, trace = self._run(images, names)
+            targets = as_targets(target, logits)
+            nodes = {name: relevance_model.node(name) for name in names}
+            found = relevance_model.propagate(trace, relevance_model.node_of_output,
+                                              initial_relevance(logits, targets), nodes.values())
+        return Attribution(
+            heatmaps=pixel_relevance(found[relevance_model.input_node]),
+            logits=logits,
+            targets=targets,
+            activations={name: trace.values[node] for name, node in nodes.items()},
+            relevances={name: found.get(node) for name, node in nodes.items()},
+        )
 
     def explain(self, image, target=None, layers=None):
         """Explain one image: an :class:`Explanation` with heatmap, logits, target and per-layer relevances.
@@ -98,24 +129,22 @@ class Explainer:
         graph, so conditional heatmaps, rankings and compositions of it cost only backward passes.
         """
         names = list(self.layers) if layers is None else [layers] if isinstance(layers, str) else list(layers)
-        for name in names:
-            check_layer(self.model, name)
         with self.lock:
             self._current()
-            batch = as_batch(image, self._channels, self.device, self.dtype)
+            batch = as_batch(image, self._input_spec, self.device, self.dtype)
             if batch.shape[0] != 1:
                 raise ValueError(f"explain takes one image, got a batch of {batch.shape[0]}; use heatmap() for batches")
-            key = (hashlib.blake2b(batch.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest(),
+            key = (hashlib.blake2b(batch.cpu().numpy().tobytes(), digest_size=16).hexdigest(),
                    tuple(batch.shape), target)
             cached = self._cache.get(key)
-            if cached is not None and set(names) <= set(cached._outputs):
+            if cached is not None and set(names) <= set(cached.layers):
                 self._cache.move_to_end(key)
                 return cached
-            record = list(dict.fromkeys([*names, *(cached._outputs if cached else ())]))
-            images, logits, outputs = self._forward(batch, record)
+            names = list(dict.fromkeys([*names, *(cached.layers if cached else ())]))
+            relevance_model, images, logits, trace = self._run(batch, names)
             (target_index,) = as_targets(target, logits)
             budget = self._memory_budget or default_memory_budget(images.device)
-            explanation = Explanation(images, logits, outputs, target_index, self.concept, budget)
+            explanation = Explanation(relevance_model, trace, logits, target_index, names, self.concept, budget)
             self._cache[key] = explanation
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -136,7 +165,7 @@ class Explainer:
         ``depth`` levels deep now and lazily further down. Returns the root :class:`CompositionNode`."""
         with self.lock:
             explanation = self.explain(image, target, self._with(layer))
-            (channel,) = self.concept.check_ids(layer, explanation._outputs[layer], [channel])
+            (channel,) = self.concept.check_ids(layer, explanation.activations[layer][None], [channel])
             relevance = float(explanation.concept_relevance(layer)[channel])
             root = CompositionNode(self, explanation, [(layer, channel)], relevance, 1.0, top)
             return root.expand(depth)

@@ -1,7 +1,7 @@
-"""One explained image: the retained relevance graph, and the CRP queries answered from it.
+"""One explained image: the recorded forward pass, and the CRP queries answered from it.
 
-The forward pass runs once; every conditional heatmap, concept ranking and composition step is a backward pass
-through the retained graph from a recorded layer down, batched over concepts with ``is_grads_batched``.
+The forward pass runs once; every conditional heatmap, concept ranking and composition step is a backward pass from
+a recorded layer down, batched over concepts (the concepts folded into the batch dimension).
 """
 from dataclasses import dataclass
 
@@ -9,6 +9,19 @@ import torch
 import torch.nn.functional as F
 
 from .inputs import check_region
+
+
+def pixel_relevance(grad):
+    """Input relevance ``(B, C, H, W)`` summed over channels to a heatmap ``(B, H, W)``; vectors ``(B, F)`` as-is."""
+    return (grad.sum(1) if grad.dim() > 2 else grad).detach()
+
+
+def initial_relevance(logits, targets):
+    """The relevance LRP starts from: each sample's target logit, zero elsewhere."""
+    initial = torch.zeros_like(logits)
+    rows = torch.arange(len(targets), device=logits.device)
+    initial[rows, targets] = logits[rows, targets]
+    return initial
 
 
 @dataclass(frozen=True)
@@ -23,32 +36,31 @@ class ConceptScore:
 class Explanation:
     """Heatmap, prediction, target and per-layer activations and relevances of one image, plus CRP queries.
 
-    Attributes: ``heatmap`` (H, W), ``logits`` (classes,), ``target`` (int), ``activations`` and ``relevances``
-    (``{layer: tensor}`` without the batch dimension).
+    Attributes: ``heatmap`` (H, W), ``logits`` (classes,), ``target`` (int), ``layers`` (recorded layer names) and
+    ``activations``/``relevances`` (``{layer: tensor}`` without the batch dimension).
     """
 
-    def __init__(self, input, logits, outputs, target, concept, memory_budget):
-        self._input = input
-        self._outputs = outputs
+    def __init__(self, relevance_model, trace, logits, target, layers, concept, memory_budget):
+        self._model = relevance_model
+        self._trace = trace
         self._concept = concept
         self._budget = memory_budget
-        self.logits = logits.detach()[0]
+        self.logits = logits[0]
         self.target = target
-        initial = torch.zeros_like(logits)
-        initial[0, target] = logits[0, target].detach()
-        names = list(outputs)
-        grads = torch.autograd.grad(logits, [input, *outputs.values()], initial, retain_graph=True, allow_unused=True)
-        self.heatmap = grads[0][0].sum(0).detach()
-        self._relevances = {name: grad for name, grad in zip(names, grads[1:])}
-        self.layers = [name for name in names if self._relevances[name] is not None]
-        self.relevances = {name: self._relevances[name][0].detach() for name in self.layers}
-        self.activations = {name: outputs[name][0].detach() for name in self.layers}
+        self.layers = list(layers)
+        nodes = {name: relevance_model.node(name) for name in self.layers}
+        start = relevance_model.node_of_output
+        found = relevance_model.propagate(trace, start, initial_relevance(logits, [target]), nodes.values())
+        self.heatmap = pixel_relevance(found[relevance_model.input_node])[0]
+        self._relevances = {name: found.get(node) for name, node in nodes.items()}
+        self.relevances = {name: r[0] for name, r in self._relevances.items() if r is not None}
+        self.activations = {name: trace.values[node][0] for name, node in nodes.items()}
 
     # -- rankings -----------------------------------------------------------------------------------------------
     def _layer(self, layer):
         if layer not in self._relevances:
             raise KeyError(f"layer {layer!r} was not recorded in this explanation; recorded layers: "
-                           f"{', '.join(self._outputs)}")
+                           f"{', '.join(self.layers)}")
         if self._relevances[layer] is None:
             raise ValueError(f"layer {layer!r} does not contribute to the explained output, so it has no relevance")
         return self._relevances[layer]
@@ -56,14 +68,13 @@ class Explanation:
     def concept_relevance(self, layer, region=None):
         """Relevance per concept of ``layer`` (summed over space), optionally only inside an input-space ``region``."""
         relevance = self._layer(layer)
-        weights = None
-        if region is not None:
-            weights = self._region_weights(layer, region)
-        return self._concept.attribute(relevance, weights)[0].detach()
+        weights = None if region is None else self._region_weights(layer, region)
+        return self._concept.attribute(relevance, weights)[0]
 
     def _region_weights(self, layer, region):
         """The fraction of each layer position's input-space footprint covered by ``region``, shape (1, 1, h, w)."""
-        region = check_region(region, self._input.shape[2:]).to(self._input.device)
+        image = self._trace.values[self._model.input_node]
+        region = check_region(region, image.shape[2:]).to(image.device)
         relevance = self._relevances[layer]
         if relevance.dim() != 4:
             raise ValueError(f"layer {layer!r} has no spatial extent (output shape {tuple(relevance.shape[1:])}), "
@@ -79,24 +90,24 @@ class Explanation:
         return [ConceptScore(layer, int(i), float(v), float(v / total)) for v, i in zip(values, ids)]
 
     # -- conditional relevance -------------------------------------------------------------------------------------
-    def _chunk_size(self, layer, count):
+    def _chunk_size(self, count):
         """How many concepts to propagate at once so that the batched backward pass fits the memory budget."""
-        below = [out for name, out in self._outputs.items() if name in self._relevances]
-        largest = max([self._input.numel(), *(out.numel() for out in below)]) * self._input.element_size()
-        return max(1, min(count, int(self._budget // (4 * largest))))
+        values = self._trace.values.values()
+        largest = max(v[0].numel() * v.element_size() for v in values if isinstance(v, torch.Tensor) and v.dim())
+        return max(1, min(count, int(self._budget // (6 * largest))))
 
     def conditional_heatmaps(self, layer, channels, chunk_size=None):
         """One heatmap per channel of ``layer`` (K, H, W): the relevance flowing through that channel only."""
         relevance = self._layer(layer)
-        output = self._outputs[layer]
+        node = self._model.node(layer)
+        output = self._trace.values[node]
         channels = self._concept.check_ids(layer, output, channels)
-        chunk = chunk_size or self._chunk_size(layer, len(channels))
+        chunk = chunk_size or self._chunk_size(len(channels))
         heatmaps = []
         for start in range(0, len(channels), chunk):
-            masks = self._concept.masks(output, channels[start:start + chunk])
-            (grads,) = torch.autograd.grad(output, self._input, masks * relevance, retain_graph=True,
-                                           is_grads_batched=True)
-            heatmaps.append(grads[:, 0].sum(1).detach())
+            masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
+            found = self._model.propagate(self._trace, node, masks * relevance)
+            heatmaps.append(pixel_relevance(found[self._model.input_node]))
         return torch.cat(heatmaps)
 
     def conditional_heatmap(self, conditions):
@@ -106,54 +117,38 @@ class Explanation:
         its channels, flows down to the next listed layer where it is restricted again, and so on to the input;
         relevance that bypasses a listed layer (e.g. through a shortcut) is excluded, as in zennit-crp.
         """
-        upper, grad = self._condition(conditions)
-        (grad,) = torch.autograd.grad(upper, self._input, grad, retain_graph=True)
-        return grad[0].sum(0).detach()
+        return pixel_relevance(self._conditioned(conditions, ())[self._model.input_node])[0]
 
     def path_relevances(self, conditions, lower):
         """Relevance at each layer in ``lower`` (``{name: tensor}``, no batch dimension) under a condition set."""
-        upper, grad = self._condition(conditions)
-        grads = torch.autograd.grad(upper, [self._outputs[name] for name in lower], grad, retain_graph=True,
-                                    allow_unused=True)
-        return {name: g[0].detach() for name, g in zip(lower, grads) if g is not None}
+        nodes = {name: self._model.node(name) for name in lower}
+        found = self._conditioned(conditions, nodes.values())
+        return {name: found[node][0] for name, node in nodes.items() if node in found}
 
-    def _condition(self, conditions):
-        """Apply a condition set from its highest layer down; return the lowest listed output and its relevance."""
+    def _conditioned(self, conditions, collect):
         if not conditions:
             raise ValueError("conditions is empty: give {layer: [channels]} for at least one layer")
-        order = list(self._outputs)
         for layer in conditions:
             self._layer(layer)
-        ordered = sorted(conditions, key=order.index, reverse=True)
+        order = self._model.nodes
+        ordered = sorted(conditions, key=lambda name: order.index(self._model.node(name)), reverse=True)
         top = ordered[0]
-        grad = self._relevances[top] * self._mask_sum(top, conditions[top])
-        upper = self._outputs[top]
+        masks = {self._model.node(layer): self._mask(layer, conditions[layer]) for layer in ordered}
+        below = self._model.ancestors(self._model.node(top))
         for layer in ordered[1:]:
-            (grad,) = torch.autograd.grad(upper, self._outputs[layer], grad, retain_graph=True, allow_unused=True)
-            if grad is None:
+            if self._model.node(layer) not in below:
                 raise ValueError(f"layer {layer!r} is not on the path from {top!r} to the input, so relevance of "
                                  f"{top!r} cannot be conditioned on it")
-            upper = self._outputs[layer]
-            grad = grad * self._mask_sum(layer, conditions[layer])
-        return upper, grad
+        start = self._model.node(top)
+        grad = self._relevances[top] * masks.pop(start)
+        return self._model.propagate(self._trace, start, grad, collect, masks)
 
-    def _mask_sum(self, layer, channels):
-        output = self._outputs[layer]
+    def _mask(self, layer, channels):
+        output = self._trace.values[self._model.node(layer)]
         ids = self._concept.check_ids(layer, output, channels)
         return self._concept.masks(output, ids).sum(0).clamp(max=1)
 
     def lower_layers(self, layer):
         """The recorded layers directly below ``layer``: reached from it without passing another recorded layer."""
         self._layer(layer)
-        owners = {out.grad_fn: name for name, out in self._outputs.items() if out.grad_fn is not None}
-        found, seen, stack = [], set(), [fn for fn, _ in self._outputs[layer].grad_fn.next_functions if fn]
-        while stack:
-            fn = stack.pop()
-            if fn in seen:
-                continue
-            seen.add(fn)
-            if fn in owners:
-                found.append(owners[fn])
-                continue
-            stack.extend(next_fn for next_fn, _ in fn.next_functions if next_fn is not None)
-        return [name for name in self._outputs if name in found]
+        return self._model.lower_layers(layer, [name for name in self.layers if name in self.relevances])

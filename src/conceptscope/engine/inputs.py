@@ -3,8 +3,11 @@ import numpy as np
 import torch
 
 
-def as_batch(images, channels, device, dtype):
-    """Return ``images`` as a float batch ``(B, C, H, W)`` on ``device``; accepts one image ``(C, H, W)`` too."""
+def as_batch(images, spec, device, dtype):
+    """Return ``images`` as a float batch on ``device``: ``(B, C, H, W)`` for image models (one image ``(C, H, W)``
+    is accepted too), ``(B, F)`` for models whose first layer is linear. ``spec`` is ``(dims, channels)`` of one
+    sample, from :func:`conceptscope.models.input_channels`."""
+    dims, channels = spec
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
@@ -14,12 +17,13 @@ def as_batch(images, channels, device, dtype):
             f"expected float images normalised as the model was trained (e.g. world.normalize(...)), got dtype "
             f"{images.dtype}; convert uint8 pixels with images.float() / 255 and normalise them first"
         )
-    if images.dim() == 3:
+    if dims is not None and images.dim() == dims:
         images = images[None]
-    if images.dim() != 4 or (channels is not None and images.shape[1] != channels):
-        want = f"(B, {channels}, H, W) or ({channels}, H, W)" if channels else "(B, C, H, W) or (C, H, W)"
-        raise ValueError(f"expected images of shape {want}, got shape {tuple(images.shape)}"
-                         + (" (channels last? use images.permute(2, 0, 1))" if images.shape[-1] == channels else ""))
+    if dims is not None and (images.dim() != dims + 1 or images.shape[1] != channels):
+        spatial = ", H, W" if dims == 3 else ", L" if dims == 2 else ""
+        want = f"(B, {channels}{spatial}) or ({channels}{spatial})"
+        hint = " (channels last? use images.permute(2, 0, 1))" if images.shape[-1] == channels else ""
+        raise ValueError(f"expected inputs of shape {want}, got shape {tuple(images.shape)}{hint}")
     return images.to(device=device, dtype=dtype)
 
 

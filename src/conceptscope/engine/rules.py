@@ -1,4 +1,4 @@
-"""Linearised LRP rules: zennit rules turned into autograd surrogates that need no recomputation.
+"""Linearised LRP rules: zennit rules as explicit linear maps of the upper relevance, computed without recomputation.
 
 zennit applies a rule in a backward hook that re-runs the layer's modified forward pass on every backward call, which
 dominates when one explanation needs many conditional backward passes. Every zennit ``BasicHook`` rule is linear in the
@@ -8,15 +8,20 @@ upper relevance once the forward pass is fixed::
 
 with ``a_k`` read off the rule's reducer (the modified inputs), ``b_k`` off its gradient mapper (the stabilised
 denominators) and ``J_k`` the Jacobian of the layer under the k-th parameter modifier. ``a_k`` and ``b_k`` are computed
-once in the forward pass; a surrogate whose vector-Jacobian product is exactly that map is spliced into the graph
-(its value cancels to zero). The backward pass is then plain autograd: no recomputation, and any number of relevance
-vectors can be propagated at once with ``torch.autograd.grad(..., is_grads_batched=True)``.
+once in the forward pass (:meth:`LinearizedRule.coefficients`); each backward pass is then one transposed convolution
+(or matrix product) per non-zero term, for any number of relevance vectors at once (:meth:`LinearizedRule.vjp`).
 """
 import copy
 
 import torch
 from zennit.core import BasicHook, ParamMod
 from zennit.rules import Pass
+
+_CONV_INPUT_GRADS = {
+    torch.nn.Conv1d: torch.nn.grad.conv1d_input,
+    torch.nn.Conv2d: torch.nn.grad.conv2d_input,
+    torch.nn.Conv3d: torch.nn.grad.conv3d_input,
+}
 
 
 class UnsupportedRuleError(TypeError):
@@ -36,8 +41,8 @@ class LinearizedRule:
         with ParamMod.ensure(param_mod)(module) as modified:
             clone = copy.copy(modified)
             clone._parameters = {
-                name: torch.nn.Parameter(param.detach(), requires_grad=False)
-                for name, param in modified.named_parameters(recurse=False)
+                name: None if param is None else torch.nn.Parameter(param.detach(), requires_grad=False)
+                for name, param in modified._parameters.items()
             }
         return clone
 
@@ -46,7 +51,7 @@ class LinearizedRule:
         return self.hook.output_modifiers[k](self.modified[k].forward(input))
 
     def coefficients(self, input, output):
-        """Return the non-zero terms ``(k, a_k, b_k)`` of the rule for this forward pass."""
+        """The non-zero terms ``[(k, a_k, b_k)]`` of the rule for this forward pass."""
         hook = self.hook
         with torch.no_grad():
             inputs = [modifier(input) for modifier in hook.input_modifiers]
@@ -64,30 +69,39 @@ class LinearizedRule:
                     terms.append((k, weight, scale))
         return terms
 
-    def splice(self, module, args, output):
-        """Forward hook: return ``output`` with a gradient that is this rule's relevance map."""
-        input = args[0]
-        if not input.requires_grad:
-            return output
-        delta = None
-        for k, weight, scale in self.coefficients(input.detach(), output):
-            term = scale * self._forward(k, weight * input)
-            delta = term if delta is None else delta + term
-        if delta is None:
-            return output.detach()
-        return output.detach() + (delta - delta.detach())
+    def vjp(self, terms, grad, input_shape):
+        """Relevance at the module's input for upper relevance ``grad`` (N, ...), given this pass's ``terms``."""
+        result = None
+        for k, weight, scale in terms:
+            term = weight * self._transpose(k, scale * grad, input_shape)
+            result = term if result is None else result + term
+        return torch.zeros(input_shape, dtype=grad.dtype, device=grad.device) if result is None else result
+
+    def _transpose(self, k, grad, input_shape):
+        """``J_k^T grad``: a transposed convolution or matrix product, or autograd for other linear modules."""
+        module = self.modified[k]
+        conv_input_grad = _CONV_INPUT_GRADS.get(type(module))
+        if conv_input_grad is not None and not isinstance(module.padding, str) and module.padding_mode == "zeros":
+            return conv_input_grad(input_shape, module.weight, grad, module.stride, module.padding, module.dilation,
+                                   module.groups)
+        if type(module) is torch.nn.Linear:
+            return grad @ module.weight
+        with torch.enable_grad():
+            probe = torch.zeros(input_shape, dtype=grad.dtype, device=grad.device, requires_grad=True)
+            (result,) = torch.autograd.grad(self._forward(k, probe), probe, grad)
+        return result
 
 
 class PassRule:
     """zennit's ``Pass`` rule: the upper relevance goes through the module unchanged (activations)."""
 
     @staticmethod
-    def splice(module, args, output):
-        """Forward hook: identity gradient from output to input."""
-        input = args[0]
-        if not input.requires_grad:
-            return output
-        return output.detach() + (input - input.detach())
+    def coefficients(input, output):
+        return ()
+
+    @staticmethod
+    def vjp(terms, grad, input_shape):
+        return grad
 
 
 def linearize(hook, module):

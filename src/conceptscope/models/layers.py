@@ -14,11 +14,14 @@ def layers(model):
 
 
 def input_channels(model):
-    """The number of input channels the model's first concept layer expects, or ``None`` if it has none."""
+    """What the model's first concept layer expects: ``(dims, channels)`` of one sample, e.g. ``(3, 3)`` for RGB
+    images into a Conv2d and ``(1, 4)`` for 4 features into a Linear; ``(None, None)`` if unknown."""
     for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            return 1, module.in_features
         if isinstance(module, CONCEPT_LAYER_TYPES):
-            return module.in_channels if hasattr(module, "in_channels") else None
-    return None
+            return module.weight.dim() - 1, module.in_channels
+    return None, None
 
 
 def check_layer(model, name):
