@@ -1,0 +1,5 @@
+"""Jupyter widgets (anywidget) for exploring explanations; front-end modules live in ``js/``."""
+
+from .heatmap import HeatmapView
+
+__all__ = ["HeatmapView"]

@@ -1,0 +1,161 @@
+"""Request/reply messages between a view and Python: typed validation and dispatch.
+
+A view sends ``{"type": <request type>, "id": <request id>, ...fields}`` with ``model.send``.
+:class:`RequestWidget` checks the message against the schema its handler declared with
+:func:`request`, calls the handler and sends back the handler's reply with the same ``id``.
+Malformed messages are rejected and exceptions inside handlers are caught: both are logged on
+``logging.getLogger("conceptscope.widgets")`` and answered with ``{"type": "error", "id", "message"}``
+(when the message carried a usable id), and the widget keeps working.
+
+Messages may arrive on a kernel subshell thread while cells run: subclasses guard their state
+with ``self._lock``. Replies go through :meth:`RequestWidget._reply`, so a later handler can run
+its work on another thread and reply from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from . import _bundle
+
+log = logging.getLogger("conceptscope.widgets")
+
+RequestId = int | str
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the protocol: rejected with a reason, not a crash."""
+
+
+def _matches(value: object, expected: type) -> bool:
+    if isinstance(value, bool):  # JSON true/false are not numbers here
+        return expected is bool
+    if expected is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Required fields of one request type and their JSON types (int, float, str, bool, list, dict)."""
+
+    type: str
+    fields: Mapping[str, type | tuple[type, ...]]
+
+    def validate(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """The declared fields of ``message`` (extra fields are ignored); ProtocolError if wrong."""
+        args = {}
+        for name, expected in {"id": (int, str), **self.fields}.items():
+            if name not in message:
+                raise ProtocolError(f"{self.type!r} message lacks the field {name!r}")
+            value = message[name]
+            options = expected if isinstance(expected, tuple) else (expected,)
+            if not any(_matches(value, t) for t in options):
+                wanted = " or ".join(t.__name__ for t in options)
+                raise ProtocolError(
+                    f"{self.type!r} message: field {name!r} must be {wanted}; "
+                    f"got {type(value).__name__} {value!r}"
+                )
+            args[name] = value
+        return args
+
+
+def request(type_: str, **fields: type | tuple[type, ...]) -> Callable:
+    """Declare a method as the handler of ``{"type": type_, "id": ..., **fields}`` messages.
+
+    The method receives the fields as keyword arguments and returns the reply content
+    (a dict with its own ``"type"``); the request id is added to it.
+    """
+    schema = Schema(type_, fields)
+
+    def mark(method: Callable) -> Callable:
+        method._cs_schema = schema
+        return method
+
+    return mark
+
+
+def _request_id(message: object) -> RequestId | None:
+    """The message's id when it has a usable one (int or str), else None."""
+    rid = message.get("id") if isinstance(message, Mapping) else None
+    return rid if _matches(rid, int) or isinstance(rid, str) else None
+
+
+class RequestWidget(anywidget.AnyWidget):
+    """Base of the views: loads the view's bundle, dispatches typed requests, replies, reports errors.
+
+    Subclasses set ``_view`` (the name of ``js/<view>.js``) and decorate handlers with :func:`request`.
+    """
+
+    _view: ClassVar[str]
+    _schemas: ClassVar[dict[str, tuple[Schema, str]]] = {}
+
+    last_result = traitlets.Dict(help="The last reply sent to the view (a result or an error).")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "_view" in cls.__dict__:
+            cls._esm = _bundle.esm(cls._view)
+        super().__init_subclass__(**kwargs)
+        cls._schemas = {
+            attr._cs_schema.type: (attr._cs_schema, name)
+            for klass in reversed(cls.__mro__)
+            for name, attr in vars(klass).items()
+            if hasattr(attr, "_cs_schema")
+        }
+
+    def __init__(self, **kwargs: Any) -> None:
+        _bundle.require(self._view)
+        self._lock = threading.RLock()
+        super().__init__(**kwargs)
+        self.on_msg(self._on_message)
+
+    def _on_message(self, _widget: object, content: object, _buffers: object) -> None:
+        """Entry point of every custom message from the view (kernel shell or subshell thread)."""
+        request_id = _request_id(content)
+        try:
+            schema, method = self._route(content)
+            args = schema.validate(content)
+        except ProtocolError as exc:
+            self._reject(request_id, content, exc)
+            return
+        del args["id"]
+        self._handle(request_id, getattr(self, method), args)
+
+    def _route(self, content: object) -> tuple[Schema, str]:
+        if not isinstance(content, Mapping) or not isinstance(content.get("type"), str):
+            raise ProtocolError("a message must be a JSON object with a string field 'type'")
+        try:
+            return self._schemas[content["type"]]
+        except KeyError:
+            known = ", ".join(sorted(self._schemas)) or "none"
+            raise ProtocolError(f"unknown message type {content['type']!r} (known: {known})") from None
+
+    def _handle(self, request_id: RequestId, handler: Callable, args: dict[str, Any]) -> None:
+        """Run one valid request and reply with its result or its error."""
+        try:
+            reply = handler(**args)
+        except ProtocolError as exc:
+            self._reject(request_id, {"id": request_id, **args}, exc)
+        except Exception as exc:
+            log.exception("%s: request %r failed", type(self).__name__, request_id)
+            self._reply(request_id, {"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        else:
+            self._reply(request_id, reply)
+
+    def _reject(self, request_id: RequestId | None, content: object, exc: ProtocolError) -> None:
+        log.warning("%s: rejected message %r: %s", type(self).__name__, content, exc)
+        if request_id is not None:
+            self._reply(request_id, {"type": "error", "message": str(exc)})
+
+    def _reply(self, request_id: RequestId, content: Mapping[str, Any]) -> None:
+        """Send ``content`` with the request id to the view and keep it in ``last_result``."""
+        reply = {**content, "id": request_id}
+        self.last_result = reply
+        self.send(reply)

@@ -1,0 +1,166 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import view from "../../js/heatmap.js";
+import { createFakeModel, createRecordingContext } from "./fake_model.js";
+
+const png = (tag) => new DataView(new Uint8Array([137, 80, 78, 71, tag]).buffer);
+const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+let ctx;
+let decoded;
+
+beforeEach(() => {
+  ctx = createRecordingContext();
+  decoded = [];
+  vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockReturnValue(ctx);
+  vi.stubGlobal("createImageBitmap", async (blob) => {
+    const tag = new Uint8Array(await blob.arrayBuffer())[4];
+    if (tag === 0) throw new Error("broken PNG");
+    decoded.push(tag);
+    return { width: 64, height: 64, tag };
+  });
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  vi.unstubAllGlobals();
+});
+
+async function setup(overrides = {}) {
+  const model = createFakeModel({
+    image_png: png(1),
+    heatmap_png: png(2),
+    colormap: "bwr",
+    colormaps: ["bwr", "seismic"],
+    opacity: 0.6,
+    ...overrides,
+  });
+  const el = document.createElement("div");
+  const cleanup = view.render({ model, el });
+  const canvas = el.querySelector("canvas");
+  // the canvas sits at (8, 16) on the page, shown at 4x: 256 x 256 CSS px
+  canvas.getBoundingClientRect = () => ({ left: 8, top: 16, width: 256, height: 256 });
+  await flush();
+  const q = (sel) => el.querySelector(sel);
+  const clickPixel = (x, y) =>
+    canvas.dispatchEvent(new MouseEvent("click", { clientX: 8 + 4 * x + 2, clientY: 16 + 4 * y + 1 }));
+  return { model, el, canvas, cleanup, q, clickPixel };
+}
+
+describe("HeatmapView front end", () => {
+  it("decodes both PNG buffers and draws them scaled up on the canvas", async () => {
+    const { canvas, q } = await setup();
+    expect(decoded).toEqual([1, 2]);
+    expect([canvas.width, canvas.height]).toEqual([256, 256]);
+    expect(canvas.dataset.frame).toBe("1");
+    const draws = ctx.calls.filter(([name]) => name === "drawImage").map(([, img]) => img.tag);
+    expect(draws).toEqual([1, 2]);
+    expect(ctx.calls).toContainEqual(["set globalAlpha", 0.6]);
+    expect([...q("select").options].map((o) => o.value)).toEqual(["bwr", "seismic"]);
+    expect(q("select").value).toBe("bwr");
+    expect(q(".cs-error").hidden).toBe(true);
+  });
+
+  it("sends a pixel request with image coordinates on click and shows busy", async () => {
+    const { model, el, clickPixel } = await setup();
+    clickPixel(5, 9);
+    expect(model.sent).toHaveLength(1);
+    expect(model.sent[0]).toMatchObject({ type: "pixel", x: 5, y: 9 });
+    expect(typeof model.sent[0].id).toBe("string");
+    expect(el.querySelector(".cs-heatmap").dataset.busy).toBe("true");
+    expect(el.querySelector(".cs-status").textContent).toContain("(5, 9)");
+  });
+
+  it("shows the value of the reply and redraws with a marker", async () => {
+    const { model, canvas, q, clickPixel } = await setup();
+    clickPixel(5, 9);
+    ctx.calls.length = 0;
+    model.receive({ type: "pixel_result", id: model.sent[0].id, x: 5, y: 9, value: 0.012345678 });
+    expect(q(".cs-status").textContent).toBe("relevance at (5, 9): 0.01235");
+    expect(q(".cs-status").dataset.value).toBe("0.012345678");
+    expect(q(".cs-heatmap").dataset.busy).toBe("false");
+    expect(canvas.dataset.frame).toBe("2");
+    expect(ctx.calls.filter(([name]) => name === "strokeRect")).toHaveLength(2);
+  });
+
+  it("drops stale replies: only the latest request's reply is shown", async () => {
+    const { model, canvas, q, clickPixel } = await setup();
+    clickPixel(1, 1);
+    clickPixel(2, 2);
+    const [first, second] = model.sent;
+    model.receive({ type: "pixel_result", id: first.id, x: 1, y: 1, value: 1 });
+    expect(q(".cs-status").textContent).not.toContain("relevance at (1, 1)");
+    expect(canvas.dataset.frame).toBe("1");
+    model.receive({ type: "pixel_result", id: second.id, x: 2, y: 2, value: 2 });
+    expect(q(".cs-status").textContent).toBe("relevance at (2, 2): 2");
+    model.receive({ type: "error", id: first.id, message: "late" });
+    expect(q(".cs-error").hidden).toBe(true);
+  });
+
+  it("shows errors in a visible line and keeps working", async () => {
+    const { model, q, clickPixel } = await setup();
+    clickPixel(3, 3);
+    model.receive({ type: "error", id: model.sent[0].id, message: "ZeroDivisionError: division by zero" });
+    expect(q(".cs-error").hidden).toBe(false);
+    expect(q(".cs-error").textContent).toBe("Error: ZeroDivisionError: division by zero");
+    expect(q(".cs-error").getAttribute("role")).toBe("alert");
+    clickPixel(4, 4);
+    model.receive({ type: "pixel_result", id: model.sent[1].id, x: 4, y: 4, value: -0.5 });
+    expect(q(".cs-error").hidden).toBe(true);
+    expect(q(".cs-status").textContent).toBe("relevance at (4, 4): -0.5");
+  });
+
+  it("ignores clicks outside the image", async () => {
+    const { model, canvas } = await setup();
+    canvas.dispatchEvent(new MouseEvent("click", { clientX: 8 + 256, clientY: 20 }));
+    expect(model.sent).toHaveLength(0);
+  });
+
+  it("syncs opacity and colormap both ways", async () => {
+    const { model, canvas, q } = await setup();
+    const slider = q("input[type=range]");
+    expect(slider.value).toBe("0.6");
+    slider.value = "0.25";
+    slider.dispatchEvent(new Event("input"));
+    expect(model.get("opacity")).toBe(0.25);
+    expect(model.saved).toBe(1);
+    expect(ctx.calls).toContainEqual(["set globalAlpha", 0.25]);
+    expect(canvas.dataset.frame).toBe("2");
+
+    model.set("opacity", 0.9); // from Python
+    expect(slider.value).toBe("0.9");
+    expect(canvas.dataset.frame).toBe("3");
+
+    const select = q("select");
+    select.value = "seismic";
+    select.dispatchEvent(new Event("change"));
+    expect(model.get("colormap")).toBe("seismic");
+    expect(model.saved).toBe(2);
+    model.set("colormap", "bwr"); // from Python
+    expect(select.value).toBe("bwr");
+  });
+
+  it("redraws on a new heatmap and refreshes the value under the marker", async () => {
+    const { model, canvas, clickPixel } = await setup();
+    clickPixel(7, 8);
+    model.receive({ type: "pixel_result", id: model.sent[0].id, x: 7, y: 8, value: 1 });
+    model.set("heatmap_png", png(3));
+    await flush();
+    expect(decoded.at(-1)).toBe(3);
+    expect(canvas.dataset.frame).toBe("3");
+    expect(model.sent[1]).toMatchObject({ type: "pixel", x: 7, y: 8 });
+    expect(model.sent[1].id).not.toBe(model.sent[0].id);
+  });
+
+  it("shows a decoding failure as an error", async () => {
+    const { q } = await setup({ heatmap_png: png(0) });
+    expect(q(".cs-error").hidden).toBe(false);
+    expect(q(".cs-error").textContent).toContain("broken PNG");
+  });
+
+  it("removes its model listeners on cleanup", async () => {
+    const { model, cleanup } = await setup();
+    expect(model.listenerCount()).toBeGreaterThan(0);
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+  });
+});
