@@ -15,28 +15,13 @@ from jupyter_client import BlockingKernelClient
 
 pytestmark = pytest.mark.browser
 
-# --- relevance source --------------------------------------------------------------------------
-# A real LRP heatmap of the shapes world when the world and its trained model are present; a
-# deterministic synthetic map otherwise. SWITCH: once the world's weights always ship, keep only
-# the first branch. The decision runs in the kernel, where conceptscope is importable from src/.
+# A real LRP heatmap of a shapes-world test image, computed in the kernel.
 RELEVANCE = """
-try:
-    from conceptscope.world import load_world
-    from conceptscope.world.api import weights_path
-    real_world = weights_path(None, "vgg").exists()
-except ImportError:
-    real_world = False
-if real_world:
-    world = load_world("shapes")
-    data = world.dataset("test", n=4)
-    image, (x, label) = data.raw_image(0), data[0]
-    relevance = cs.Explainer(world.model).heatmap(x).numpy()
-else:
-    yy, xx = np.mgrid[0:64, 0:64]
-    image = np.stack([(xx * 4) % 256, (yy * 4) % 256, ((xx + yy) * 2) % 256], -1).astype(np.uint8)
-    relevance = np.sin(xx / 5) * np.cos(yy / 7) * np.exp(-((xx - 40) ** 2 + (yy - 22) ** 2) / 400)
-    relevance = relevance.astype(np.float32)
-print("shapes world" if real_world else "synthetic", relevance.shape)
+world = cs.load_world("shapes")
+data = world.dataset("test", n=4)
+image, (x, label) = data.raw_image(0), data[0]
+relevance = cs.Explainer(world.model).heatmap(x).numpy()
+print("shapes world", relevance.shape)
 """
 SETUP = """
 import json, threading

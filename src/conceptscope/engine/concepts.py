@@ -15,8 +15,9 @@ class ChannelConcept:
 
     def masks(self, layer_output, ids):
         """Masks of shape ``(len(ids), *layer_output.shape)``, one per concept id, 1 where the concept lives."""
-        masks = torch.zeros((len(ids), *layer_output.shape), dtype=layer_output.dtype, device=layer_output.device)
-        masks[torch.arange(len(ids)), :, torch.as_tensor(ids)] = 1
+        device = layer_output.device
+        masks = torch.zeros((len(ids), *layer_output.shape), dtype=layer_output.dtype, device=device)
+        masks[torch.arange(len(ids), device=device), :, torch.as_tensor(ids, device=device)] = 1
         return masks
 
     def attribute(self, relevance, weights=None):

@@ -97,28 +97,12 @@ class RelevanceModel:
         self.node_of_output = next(node for node in self.nodes if node.op == "output").args[0]
         if not isinstance(self.node_of_output, torch.fx.Node):
             raise UntraceableModelError(f"{type(model).__name__}.forward must return one tensor (the logits)")
-        self._relevant = self._reachable_from(self.input_node)
-
-    @staticmethod
-    def _reachable_from(start):
-        reached, stack = {start}, [start]
-        while stack:
-            for user in stack.pop().users:
-                if user not in reached:
-                    reached.add(user)
-                    stack.append(user)
-        return reached
+        self._relevant = _closure(self.input_node, lambda n: n.users) | {self.input_node}
 
     @staticmethod
     def ancestors(node):
         """Every node ``node`` depends on."""
-        found, stack = set(), [node]
-        while stack:
-            for source in stack.pop().all_input_nodes:
-                if source not in found:
-                    found.add(source)
-                    stack.append(source)
-        return found
+        return _closure(node, lambda n: n.all_input_nodes)
 
     def node(self, layer):
         """The graph node whose value is the output of module ``layer``."""
@@ -203,6 +187,17 @@ class RelevanceModel:
             output = _call(self, node, _load(node.args, local), _load(node.kwargs, local))
             grads = torch.autograd.grad(output, list(leaves.values()), grad, allow_unused=True)
         return [(n, g) for n, g in zip(sources, grads) if g is not None]
+
+
+def _closure(start, neighbours):
+    """The nodes reached from ``start`` by repeatedly following ``neighbours`` (``start`` itself not included)."""
+    found, stack = set(), [start]
+    while stack:
+        for node in neighbours(stack.pop()):
+            if node not in found:
+                found.add(node)
+                stack.append(node)
+    return found
 
 
 def _load(args, values):
