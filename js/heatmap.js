@@ -1,59 +1,73 @@
-// HeatmapView: an image with its relevance heatmap overlaid; click a pixel to ask Python
-// for its relevance (custom message "pixel" -> "pixel_result" | "error", latest request wins).
-import { byteLength, decodePng, drawComposite } from "./lib/canvas.js";
+// HeatmapView: an image with its relevance heatmap overlaid. Click a pixel to ask Python for its
+// relevance ("pixel" -> "pixel_result"), drag a box to set a region ("region" -> "region_result"),
+// switch between the full heatmap and the selected concept's conditional heatmap (`show`).
+import { byteLength, decodePng, drawComposite, drawRegion } from "./lib/canvas.js";
+import { createChannel } from "./lib/channel.js";
+import { element, style } from "./lib/dom.js";
 import { formatRelevance } from "./lib/format.js";
-import { clientToPixel, displayScale } from "./lib/geometry.js";
+import { boxFromPixels, clientToPixel, displayScale } from "./lib/geometry.js";
 import { createRequests } from "./lib/requests.js";
 import { createStatus } from "./lib/status.js";
 
 const CSS = `
-.cs-heatmap { display: inline-flex; flex-direction: column; gap: 4px; font: 13px sans-serif; }
+.cs-heatmap { display: inline-flex; flex-direction: column; gap: 4px; }
 .cs-heatmap canvas { cursor: crosshair; align-self: flex-start; }
-.cs-heatmap .cs-controls { display: flex; gap: 12px; align-items: center; }
-.cs-heatmap[data-busy="true"] .cs-status { opacity: 0.6; }
-.cs-heatmap .cs-error { color: #c62828; white-space: pre-wrap; }
+.cs-heatmap .cs-controls { display: flex; gap: 4px 12px; align-items: center; flex-wrap: wrap; max-width: 320px; }
+.cs-heatmap .cs-toggle button[aria-pressed="true"] { font-weight: bold; }
+.cs-heatmap .cs-caption { max-width: 320px; color: #333; }
 `;
-
-function element(tag, props = {}, children = []) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
+const DRAG_MIN = 4; // pointer movement (CSS px) that makes a press a region drag instead of a click
 
 function buildDom(el, colormaps) {
-  const root = element("div", { className: "cs-heatmap" });
+  const root = element("div", { className: "cs-view cs-heatmap" });
   const canvas = element("canvas", { className: "cs-canvas" });
   canvas.dataset.frame = "0";
+  canvas.dataset.shown = "";
   const opacity = element("input", { type: "range", min: "0", max: "1", step: "0.05", className: "cs-opacity" });
   const colormap = element(
     "select",
     { className: "cs-colormap" },
     colormaps.map((name) => element("option", { value: name, textContent: name })),
   );
+  const showHeatmap = element("button", { className: "cs-show-heatmap", textContent: "heatmap", type: "button" });
+  const showConcept = element("button", { className: "cs-show-concept", textContent: "concept", type: "button" });
+  const clearRegion = element("button", { className: "cs-clear-region", textContent: "clear region", type: "button" });
+  const caption = element("div", { className: "cs-caption" });
   const controls = element("div", { className: "cs-controls" }, [
+    element("span", { className: "cs-toggle" }, [showHeatmap, showConcept]),
     element("label", {}, ["opacity ", opacity]),
     element("label", {}, ["colormap ", colormap]),
+    clearRegion,
   ]);
-  root.append(element("style", { textContent: CSS }), canvas, controls);
+  root.append(style(CSS), canvas, caption, controls);
   el.append(root);
-  return { root, canvas, opacity, colormap, status: createStatus(root) };
+  return { root, canvas, caption, opacity, colormap, showHeatmap, showConcept, clearRegion, status: createStatus(root) };
 }
 
 function render({ model, el }) {
   const ui = buildDom(el, model.get("colormaps"));
   const ctx = ui.canvas.getContext("2d");
-  const state = { image: null, heatmap: null, marker: null, frame: 0 };
-  const pixelRequests = createRequests();
+  const state = { image: null, heatmap: null, concept: null, marker: null, drag: null, frame: 0 };
+  const channel = createChannel(model, ui.status);
   const decodes = createRequests("decode");
+  const conceptDecodes = createRequests("decode-concept");
+
+  const showingConcept = () => model.get("show") === "concept" && state.concept !== null;
 
   function redraw() {
     if (!state.image) return;
     const scale = displayScale(state.image.width);
     const [w, h] = [state.image.width * scale, state.image.height * scale];
     if (ui.canvas.width !== w || ui.canvas.height !== h) Object.assign(ui.canvas, { width: w, height: h });
-    drawComposite(ctx, { ...state, opacity: model.get("opacity"), scale });
+    const concept = showingConcept();
+    const heatmap = concept ? state.concept.bitmap : state.heatmap;
+    drawComposite(ctx, { image: state.image, heatmap, opacity: model.get("opacity"), scale, marker: state.marker });
+    const region = state.drag?.box ?? model.get("region");
+    if (region?.length === 4) drawRegion(ctx, region, scale);
     state.frame += 1;
     ui.canvas.dataset.frame = String(state.frame);
+    ui.canvas.dataset.shown = concept ? state.concept.label : "heatmap";
+    ui.caption.textContent = concept ? `concept ${state.concept.label}` : "relevance of the target";
   }
 
   async function loadImages() {
@@ -73,32 +87,81 @@ function render({ model, el }) {
     }
   }
 
+  // The concept's bitmap keeps the label it was sent with, so a frame never shows one concept's
+  // name with another's map while a new PNG decodes.
+  async function loadConcept() {
+    const [png, label] = [model.get("concept_png"), model.get("concept_label")];
+    const id = conceptDecodes.start();
+    try {
+      const bitmap = byteLength(png) ? await decodePng(png) : null;
+      if (!conceptDecodes.accept({ id })) return;
+      state.concept = bitmap ? { bitmap, label } : null;
+      syncControls();
+      redraw();
+    } catch (err) {
+      if (conceptDecodes.accept({ id })) ui.status.showError(`could not decode the image: ${err.message ?? err}`);
+    }
+  }
+
   function requestPixel({ x, y }) {
-    const id = pixelRequests.start();
-    ui.status.busy(true);
     ui.status.show(`computing relevance at (${x}, ${y})…`);
-    model.send({ type: "pixel", id, x, y });
+    channel.request("pixel", { x, y });
+  }
+
+  const requestRegion = (box) => channel.request("region", { box });
+
+  const pixelAt = (event) => {
+    const rect = ui.canvas.getBoundingClientRect();
+    return clientToPixel(event.clientX, event.clientY, rect, state.image.width, state.image.height);
+  };
+
+  function onMouseDown(event) {
+    if (!state.image || event.button !== 0) return;
+    const start = pixelAt(event);
+    if (start) state.drag = { start, x: event.clientX, y: event.clientY, box: null, moved: false };
+  }
+
+  function onMouseMove(event) {
+    const drag = state.drag;
+    if (!drag) return;
+    drag.moved ||= Math.hypot(event.clientX - drag.x, event.clientY - drag.y) >= DRAG_MIN;
+    const end = pixelAt(event);
+    if (drag.moved && end) {
+      drag.box = boxFromPixels(drag.start, end);
+      redraw();
+    }
+  }
+
+  function onMouseUp() {
+    const drag = state.drag;
+    if (!drag) return;
+    state.drag = null;
+    if (drag.box) {
+      state.suppressClick = true; // the click that follows this mouseup ends the drag, it is no pixel click
+      requestRegion(drag.box);
+    }
+    redraw();
   }
 
   function onClick(event) {
+    if (state.suppressClick) {
+      state.suppressClick = false;
+      return;
+    }
     if (!state.image) return;
-    const rect = ui.canvas.getBoundingClientRect();
-    const pixel = clientToPixel(event.clientX, event.clientY, rect, state.image.width, state.image.height);
+    const pixel = pixelAt(event);
     if (pixel) requestPixel(pixel);
   }
 
   function onMessage(msg) {
-    if (!pixelRequests.accept(msg)) return;
-    ui.status.busy(false);
+    if (!channel.accept(msg)) return;
     if (msg.type === "pixel_result") {
-      ui.status.clearError();
       ui.status.show(`relevance at (${msg.x}, ${msg.y}): ${formatRelevance(msg.value)}`);
       ui.status.line.dataset.value = String(msg.value);
       state.marker = { x: msg.x, y: msg.y };
       redraw();
     } else if (msg.type === "error") {
       ui.status.show("");
-      ui.status.showError(msg.message);
     }
   }
 
@@ -111,33 +174,59 @@ function render({ model, el }) {
   function syncControls() {
     ui.opacity.value = String(model.get("opacity"));
     ui.colormap.value = model.get("colormap");
+    const concept = showingConcept();
+    ui.showHeatmap.setAttribute("aria-pressed", String(!concept));
+    ui.showConcept.setAttribute("aria-pressed", String(concept));
+    ui.showConcept.disabled = state.concept === null;
+    const region = model.get("region");
+    ui.clearRegion.hidden = region?.length !== 4;
+    ui.clearRegion.title = region?.length === 4 ? `region (${region[0]}, ${region[1]})–(${region[2]}, ${region[3]})` : "";
   }
 
-  const onOpacity = () => {
+  const onState = () => {
     syncControls();
     redraw();
   };
-  ui.canvas.addEventListener("click", onClick);
-  ui.opacity.addEventListener("input", () => {
-    model.set("opacity", Number(ui.opacity.value));
+  const setShow = (value) => () => {
+    model.set("show", value);
     model.save_changes();
-  });
-  ui.colormap.addEventListener("change", () => {
-    model.set("colormap", ui.colormap.value);
-    model.save_changes();
-  });
+  };
+  const domListeners = [
+    [ui.canvas, "mousedown", onMouseDown],
+    [window, "mousemove", onMouseMove],
+    [window, "mouseup", onMouseUp],
+    [ui.canvas, "click", onClick],
+    [ui.showHeatmap, "click", setShow("heatmap")],
+    [ui.showConcept, "click", setShow("concept")],
+    [ui.clearRegion, "click", () => requestRegion([])],
+    [ui.opacity, "input", () => {
+      model.set("opacity", Number(ui.opacity.value));
+      model.save_changes();
+    }],
+    [ui.colormap, "change", () => {
+      model.set("colormap", ui.colormap.value);
+      model.save_changes();
+    }],
+  ];
   const listeners = [
     ["msg:custom", onMessage],
-    ["change:opacity", onOpacity],
+    ["change:opacity", onState],
     ["change:colormap", syncControls],
+    ["change:show", onState],
+    ["change:region", onState],
     ["change:image_png", loadImages],
     ["change:heatmap_png", onHeatmapChange],
+    ["change:concept_png", loadConcept],
   ];
+  for (const [target, name, fn] of domListeners) target.addEventListener(name, fn);
   for (const [name, fn] of listeners) model.on(name, fn);
   syncControls();
   loadImages();
+  loadConcept();
   return () => {
+    for (const [target, name, fn] of domListeners) target.removeEventListener(name, fn);
     for (const [name, fn] of listeners) model.off(name, fn);
+    channel.dispose();
   };
 }
 

@@ -131,7 +131,7 @@ def test_pixel_request_replies_with_relevance(view, relevance):
         ({"type": "pixel", "id": 3, "x": True, "y": 1}, "'pixel' message: field 'x' must be int; got bool True"),
         ({"type": "pixel", "id": 3, "x": W, "y": 0}, f"pixel ({W}, 0) is outside the {W}x{H} image"),
         ({"type": "pixel", "id": 3, "x": 0, "y": -1}, f"pixel (0, -1) is outside the {W}x{H} image"),
-        ({"type": "paint", "id": 3}, "unknown message type 'paint' (known: pixel)"),
+        ({"type": "paint", "id": 3}, "unknown message type 'paint' (known: pixel, region)"),
         ({"id": 3, "x": 1}, "a message must be a JSON object with a string field 'type'"),
     ],
 )
@@ -204,6 +204,6 @@ def test_requests_from_another_thread_see_consistent_state(image):
     values = {r["value"] for r in replies}
     assert all(r["type"] == "pixel_result" for r in replies) and len(replies) > 0
     assert values <= {s * float(k) for k in range(1, 6) for s in (1, -1)}
-    final = view._relevance
+    final = view.relevance
     np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(final, view.colormap))
     assert view.heatmap_png == encode_png(relevance_to_rgba(final, view.colormap))

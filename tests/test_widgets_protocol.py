@@ -1,11 +1,15 @@
 """The message protocol: schema validation and dispatch of the RequestWidget base class."""
 
+import logging
+import threading
+
 import ipywidgets
 import numpy as np
 import pytest
 
 from conceptscope.widgets import HeatmapView
 from conceptscope.widgets._protocol import ProtocolError, RequestWidget, Schema, request
+from conceptscope.widgets._worker import Worker
 
 SCHEMA = Schema("probe", {"weight": float, "name": str, "key": (int, str), "items": list, "opts": dict})
 GOOD = {"type": "probe", "id": 1, "weight": 2, "name": "n", "key": "k", "items": [], "opts": {}}
@@ -56,12 +60,85 @@ def test_subclass_handlers_are_collected_and_dispatched():
     assert sent == [
         {"type": "scaled", "value": 6, "id": "a"},
         {"type": "pixel_result", "x": 1, "y": 1, "value": 1.0, "id": "b"},
-        {"type": "error", "message": "unknown message type 'zoom' (known: pixel, scale)", "id": "c"},
+        {"type": "error", "message": "unknown message type 'zoom' (known: pixel, region, scale)", "id": "c"},
     ]
-    assert set(HeatmapView._schemas) == {"pixel"}
+    assert set(HeatmapView._schemas) == {"pixel", "region"}
 
 
 def test_ipywidgets_message_handler_is_not_overridden():
     # a method named _handle_msg would silently swallow every message from the front end
     for cls in (RequestWidget, HeatmapView, Probe):
         assert cls._handle_msg is ipywidgets.Widget._handle_msg
+
+
+# --- work on the worker thread -------------------------------------------------------------------
+
+class Worky(HeatmapView):
+    """A view with a background request type that sets a trait."""
+
+    @request("square", work="square", n=int)
+    def _on_square(self, n):
+        if n < 0:
+            raise ProtocolError(f"n must be >= 0; got {n}")
+        if n == 13:
+            raise RuntimeError("unlucky")
+        self.gate.wait(5)
+        return {"opacity": min(1.0, n * n / 100)}
+
+
+@pytest.fixture
+def worky():
+    view = Worky(np.zeros((2, 2, 3), np.uint8), np.ones((2, 2)))
+    view.gate = threading.Event()
+    view.gate.set()
+    view.sent = []
+    view.send = lambda content, buffers=None: view.sent.append(content)
+    return view
+
+
+def test_work_requests_reply_when_done_and_set_traits(worky):
+    worky.gate.clear()
+    worky._on_message(worky, {"type": "square", "id": "a", "n": 5}, [])
+    assert worky.busy and worky.sent == []  # the handler returned before the work ran
+    worky.gate.set()
+    assert worky._worker.wait_idle(5)
+    assert worky.opacity == 0.25 and not worky.busy
+    assert worky.sent == [{"type": "done", "request": "square", "id": "a"}]
+
+
+def test_overlapping_work_requests_only_the_latest_is_applied(worky):
+    worky.gate.clear()
+    for i, n in enumerate((1, 2, 3, 9)):
+        worky._on_message(worky, {"type": "square", "id": i, "n": n}, [])
+    worky.gate.set()
+    assert worky._worker.wait_idle(5)
+    assert worky.opacity == 0.81
+    assert [m["id"] for m in worky.sent] == [3]
+
+
+def test_failed_work_sets_error_and_next_success_clears_it(worky, caplog):
+    with caplog.at_level(logging.WARNING, logger="conceptscope.widgets"):
+        worky._on_message(worky, {"type": "square", "id": 1, "n": 13}, [])
+        assert worky._worker.wait_idle(5)
+        worky._on_message(worky, {"type": "square", "id": 2, "n": -1}, [])
+        assert worky._worker.wait_idle(5)
+    assert worky.sent == [{"type": "error", "message": "RuntimeError: unlucky", "id": 1},
+                          {"type": "error", "message": "n must be >= 0; got -1", "id": 2}]
+    assert worky.error == "n must be >= 0; got -1" and not worky.busy
+    assert "'square' work failed" in caplog.text and "rejected 'square' work" in caplog.text
+    worky._on_message(worky, {"type": "square", "id": 3, "n": 2}, [])
+    assert worky._worker.wait_idle(5)
+    assert worky.error == "" and worky.sent[-1]["type"] == "done"
+
+
+def test_malformed_work_requests_are_rejected_at_once(worky):
+    worky._on_message(worky, {"type": "square", "id": 4, "n": "5"}, [])
+    assert worky.sent == [{"type": "error", "message": "'square' message: field 'n' must be int; got str '5'", "id": 4}]
+    assert not worky.busy
+
+
+def test_views_sharing_a_worker_share_its_lock():
+    worker = Worker()
+    a = HeatmapView(np.zeros((2, 2, 3), np.uint8), np.ones((2, 2)), worker=worker)
+    b = HeatmapView(np.zeros((2, 2, 3), np.uint8), np.ones((2, 2)), worker=worker)
+    assert a._lock is b._lock is worker.lock

@@ -33,10 +33,11 @@ def test_relevance_falls_on_the_evidence(world, test_set, arch):
     assert inside.mean() >= 3 * area.mean()
 
 
-# Documented tolerances of bias-free EpsilonPlusFlat (see README): exact up to stabilisers for the VGG; in the ResNet
+# Documented tolerances of bias-free EpsilonPlusFlat (see README): exact up to the epsilon stabilisers for the VGG
+# (they matter only where denominators are tiny); in the ResNet
 # the residual sum's Norm rule also sends relevance into branches whose value is only a merged BatchNorm bias, where
 # the bias-free rules drop it.
-@pytest.mark.parametrize("arch,median,worst", [("model", 1e-4, 1e-4), ("resnet", 0.01, 0.05)])
+@pytest.mark.parametrize("arch,median,worst", [("model", 1e-5, 5e-3), ("resnet", 0.01, 0.05)])
 def test_heatmaps_conserve_the_logit(world, test_set, arch, median, worst):
     """With bias-free rules LRP is conserving: the heatmap sums to the explained logit."""
     model = getattr(world, arch)

@@ -41,3 +41,16 @@ function drawMarker(ctx, { x, y }, scale) {
   ctx.strokeStyle = "#fff";
   ctx.strokeRect(left, top, size, size);
 }
+
+/** A dashed box around the image pixels x0..x1-1, y0..y1-1 (a region), black and white. */
+export function drawRegion(ctx, [x0, y0, x1, y1], scale) {
+  const rect = [x0 * scale + 0.5, y0 * scale + 0.5, (x1 - x0) * scale - 1, (y1 - y0) * scale - 1];
+  ctx.setLineDash([4, 3]);
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = "#000";
+  ctx.strokeRect(...rect);
+  ctx.setLineDash([]);
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = "#fff";
+  ctx.strokeRect(...rect);
+}

@@ -4,3 +4,13 @@
 export function formatRelevance(value) {
   return String(Number(Number(value).toPrecision(4)));
 }
+
+/** A share (fraction) as a percentage with one decimal, e.g. 0.1234 -> "12.3 %"; "–" for missing values. */
+export function formatShare(share) {
+  return share == null || !Number.isFinite(share) ? "–" : `${(share * 100).toFixed(1)} %`;
+}
+
+/** A concept's name: layer and channel, e.g. "features.15 #12". */
+export function conceptLabel(layer, channel) {
+  return `${layer} #${channel}`;
+}

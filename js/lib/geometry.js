@@ -18,3 +18,8 @@ export function clientToPixel(clientX, clientY, rect, width, height) {
   if (!(x >= 0 && y >= 0 && x < width && y < height)) return null;
   return { x, y };
 }
+
+/** The box [x0, y0, x1, y1] (end exclusive) spanned by two image pixels, in either order. */
+export function boxFromPixels(a, b) {
+  return [Math.min(a.x, b.x), Math.min(a.y, b.y), Math.max(a.x, b.x) + 1, Math.max(a.y, b.y) + 1];
+}

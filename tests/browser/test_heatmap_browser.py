@@ -5,13 +5,11 @@ Run with ``pytest -m browser tests/browser``. Screenshots go to ``test-artifacts
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
-from jupyter_client import BlockingKernelClient
+from _jupyter import open_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +22,7 @@ relevance = cs.Explainer(world.model).heatmap(x).numpy()
 print("shapes world", relevance.shape)
 """
 SETUP = """
-import json, threading
+import threading
 import numpy as np
 import conceptscope as cs
 from conceptscope.widgets import HeatmapView
@@ -38,71 +36,26 @@ view
 """
 
 
-class Kernel:
-    """Runs code in the notebook's kernel (next to the browser's connection) and returns stdout."""
-
-    def __init__(self, lab, session: dict):
-        self.lab, self.session_id = lab, session["id"]
-        kernel_id = session["kernel"]["id"]
-        self.client = BlockingKernelClient(connection_file=str(lab.runtime_dir / f"kernel-{kernel_id}.json"))
-        self.client.load_connection_file()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=30)
-
-    def run(self, code: str) -> str:
-        out = []
-
-        def collect(msg):
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                out.append("\n".join(msg["content"]["traceback"]))
-
-        reply = self.client.execute_interactive(code, timeout=30, output_hook=collect)
-        assert reply["content"]["status"] == "ok", "".join(out)
-        return "".join(out)
-
-    def json(self, expression: str):
-        return json.loads(self.run(f"print(json.dumps({expression}))"))
-
-    def close(self):
-        """Disconnect and shut the kernel down (one kernel per test)."""
-        self.client.stop_channels()
-        self.lab.api(f"/api/sessions/{self.session_id}", method="DELETE")
+@pytest.fixture(scope="module")
+def notebook(lab, browser):
+    """One notebook with the view per comm mode, shared by the tests (each resets what it changes)."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    kernel = open_notebook(lab, page, "heatmap.ipynb", [SETUP, RELEVANCE, SHOW], ".cs-heatmap canvas:not([data-frame='0'])")
+    try:
+        yield page, kernel
+    finally:
+        kernel.close()
+        context.close()
 
 
-def open_notebook(lab, page, name: str) -> Kernel:
-    """Write a notebook, open it in JupyterLab, run all cells and wait for the widget's first frame."""
-    cells = [SETUP, RELEVANCE, SHOW]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, lab.root / name)
-    # a fresh workspace per notebook, so JupyterLab does not reopen earlier tests' notebooks
-    page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?reset&token={lab.token}")
-    page.wait_for_function(
-        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel", timeout=60_000
-    )
-    dismiss_dialogs(page)
-    page.evaluate("""async () => {
-        const panel = window.jupyterapp.shell.currentWidget;
-        await panel.context.ready;
-        await panel.sessionContext.ready;
-        await window.jupyterapp.commands.execute("notebook:run-all-cells");
-    }""")
-    page.wait_for_selector(".cs-heatmap canvas:not([data-frame='0'])", timeout=60_000)
-    [session] = [s for s in lab.api("/api/sessions") if s["path"] == name]
-    return Kernel(lab, session)
-
-
-def dismiss_dialogs(page) -> None:
-    """Close any modal dialog (kernel choice, build notices) JupyterLab may show."""
-    for _ in range(3):
-        dialog = page.locator(".jp-Dialog")
-        if not dialog.count():
-            return
-        accept = dialog.locator("button.jp-mod-accept")
-        (accept.first.click() if accept.count() else page.keyboard.press("Escape"))
-        time.sleep(0.2)
+@pytest.fixture
+def nb(notebook):
+    """The shared notebook with the view reset: bwr, opacity 0.6, the real relevance map, no error."""
+    page, kernel = notebook
+    kernel.run("view.colormap = 'bwr'; view.opacity = 0.6; view.set_heatmap(relevance); handler_threads.clear()")
+    page.wait_for_function("() => document.querySelector('.cs-heatmap input[type=range]').value === '0.6'")
+    return page, kernel
 
 
 def click_pixel(page, x: int, y: int, width: int, height: int) -> None:
@@ -162,43 +115,40 @@ def expect_kernel_threads(kernel: Kernel, lab) -> None:
         assert threads[-1].startswith("subshell"), threads
 
 
-def test_click_shows_relevance_computed_by_python(lab, page, artifacts: Path):
-    kernel = open_notebook(lab, page, "heatmap_click.ipynb")
-    try:
-        height, width = kernel.json("relevance.shape")
-        # the pixel of largest |relevance|, and one far from it to check the composite colours
-        py, px = kernel.json("[int(i) for i in np.unravel_index(np.abs(relevance).argmax(), relevance.shape)]")
-        qx, qy = (px + width // 2) % width, (py + height // 2) % height
-        # a first click (which, with subshells, JupyterLab sends to the main shell)
-        click_pixel(page, qx, qy, width, height)
-        wait_for_status(page, f"relevance at ({qx}, {qy}): ")
-        before = canvas_state(page)
-        assert (before["width"], before["height"]) == (width * (256 // width), height * (256 // width))
+def test_click_shows_relevance_computed_by_python(lab, nb, artifacts: Path):
+    page, kernel = nb
+    height, width = kernel.json("relevance.shape")
+    # the pixel of largest |relevance|, and one far from it to check the composite colours
+    py, px = kernel.json("[int(i) for i in np.unravel_index(np.abs(relevance).argmax(), relevance.shape)]")
+    qx, qy = (px + width // 2) % width, (py + height // 2) % height
+    # a first click (which, with subshells, JupyterLab sends to the main shell)
+    click_pixel(page, qx, qy, width, height)
+    wait_for_status(page, f"relevance at ({qx}, {qy}): ")
+    before = canvas_state(page)
+    assert (before["width"], before["height"]) == (width * (256 // width), height * (256 // width))
 
-        click_pixel(page, px, py, width, height)
-        wait_for_status(page, f"relevance at ({px}, {py}): ")
-        status = page.locator(".cs-heatmap .cs-status")
-        text, shown = status.text_content(), float(status.get_attribute("data-value"))
-        result = kernel.json("view.last_result")
-        known = kernel.json(f"float(relevance[{py}, {px}])")
+    click_pixel(page, px, py, width, height)
+    wait_for_status(page, f"relevance at ({px}, {py}): ")
+    status = page.locator(".cs-heatmap .cs-status")
+    text, shown = status.text_content(), float(status.get_attribute("data-value"))
+    result = kernel.json("view.last_result")
+    known = kernel.json(f"float(relevance[{py}, {px}])")
 
-        assert result["type"] == "pixel_result" and (result["x"], result["y"]) == (px, py)
-        assert result["value"] == known == shown
-        assert float(text.rsplit(": ", 1)[1]) == pytest.approx(known, rel=5e-4)
-        assert page.locator(".cs-heatmap .cs-error").is_hidden()
+    assert result["type"] == "pixel_result" and (result["x"], result["y"]) == (px, py)
+    assert result["value"] == known == shown
+    assert float(text.rsplit(": ", 1)[1]) == pytest.approx(known, rel=5e-4)
+    assert page.locator(".cs-heatmap .cs-error").is_hidden()
 
-        after = canvas_state(page)
-        assert after["frame"] > before["frame"] and after["hash"] != before["hash"]
-        expect_composite(page, kernel, qx, qy, "bwr", 0.6)  # away from the marker, now at (px, py)
-        expect_kernel_threads(kernel, lab)
-        page.locator(".cs-heatmap").screenshot(path=artifacts / f"heatmap_view_{lab.comm_mode}.png")
-        page.screenshot(path=artifacts / "heatmap_view.png")
-    finally:
-        kernel.close()
+    after = canvas_state(page)
+    assert after["frame"] > before["frame"] and after["hash"] != before["hash"]
+    expect_composite(page, kernel, qx, qy, "bwr", 0.6)  # away from the marker, now at (px, py)
+    expect_kernel_threads(kernel, lab)
+    page.locator(".cs-heatmap").screenshot(path=artifacts / f"heatmap_view_{lab.comm_mode}.png")
+    page.screenshot(path=artifacts / "heatmap_view.png")
 
 
-def test_python_error_is_shown_and_next_click_works(lab, page, artifacts: Path):
-    kernel = open_notebook(lab, page, "heatmap_error.ipynb")
+def test_python_error_is_shown_and_next_click_works(lab, nb, artifacts: Path):
+    page, kernel = nb
     try:
         height, width = kernel.json("relevance.shape")
         kernel.run("view.relevance_at = lambda x, y: 1 / 0")
@@ -218,22 +168,19 @@ def test_python_error_is_shown_and_next_click_works(lab, page, artifacts: Path):
         assert float(page.locator(".cs-heatmap .cs-status").get_attribute("data-value")) == known
         assert kernel.json("view.last_result")["value"] == known
     finally:
-        kernel.close()
+        kernel.run("view.__dict__.pop('relevance_at', None)")
 
 
-def test_controls_sync_both_ways(lab, page):
-    kernel = open_notebook(lab, page, "heatmap_controls.ipynb")
-    try:
-        frame = canvas_state(page)["frame"]
-        page.locator(".cs-heatmap select").select_option("coldnhot")
-        deadline = time.monotonic() + 10
-        while kernel.json("view.colormap") != "coldnhot" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert kernel.json("view.colormap") == "coldnhot"
-        page.wait_for_function(f"() => Number(document.querySelector('.cs-heatmap canvas').dataset.frame) > {frame}")
+def test_controls_sync_both_ways(nb):
+    page, kernel = nb
+    frame = canvas_state(page)["frame"]
+    page.locator(".cs-heatmap select").select_option("coldnhot")
+    deadline = time.monotonic() + 10
+    while kernel.json("view.colormap") != "coldnhot" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kernel.json("view.colormap") == "coldnhot"
+    page.wait_for_function(f"() => Number(document.querySelector('.cs-heatmap canvas').dataset.frame) > {frame}")
 
-        kernel.run("view.opacity = 0.2")
-        page.wait_for_function("() => document.querySelector('.cs-heatmap input[type=range]').value === '0.2'")
-        expect_composite(page, kernel, 20, 30, "coldnhot", 0.2)
-    finally:
-        kernel.close()
+    kernel.run("view.opacity = 0.2")
+    page.wait_for_function("() => document.querySelector('.cs-heatmap input[type=range]').value === '0.2'")
+    expect_composite(page, kernel, 20, 30, "coldnhot", 0.2)

@@ -164,3 +164,75 @@ describe("HeatmapView front end", () => {
     expect(model.listenerCount()).toBe(0);
   });
 });
+
+describe("HeatmapView regions and concept maps", () => {
+  const drag = (canvas, from, to) => {
+    const at = ({ x, y }) => ({ clientX: 8 + 4 * x + 2, clientY: 16 + 4 * y + 2, button: 0 });
+    canvas.dispatchEvent(new MouseEvent("mousedown", at(from)));
+    window.dispatchEvent(new MouseEvent("mousemove", at(to)));
+    window.dispatchEvent(new MouseEvent("mouseup", at(to)));
+    canvas.dispatchEvent(new MouseEvent("click", at(to))); // what the browser sends after the mouseup
+  };
+
+  it("a drag sends a region request (end exclusive) and no pixel request", async () => {
+    const { model, canvas } = await setup({ region: [] });
+    drag(canvas, { x: 10, y: 4 }, { x: 2, y: 20 });
+    expect(model.sent).toEqual([{ type: "region", id: model.sent[0].id, box: [2, 4, 11, 21] }]);
+    expect(ctx.calls.filter(([name]) => name === "setLineDash")).toContainEqual(["setLineDash", [4, 3]]);
+  });
+
+  it("a press without movement stays a pixel click", async () => {
+    const { model, canvas } = await setup({ region: [] });
+    drag(canvas, { x: 5, y: 5 }, { x: 5, y: 5 });
+    expect(model.sent.map((m) => m.type)).toEqual(["pixel"]);
+  });
+
+  it("draws the region from Python and offers to clear it", async () => {
+    const { model, q } = await setup({ region: [] });
+    expect(q(".cs-clear-region").hidden).toBe(true);
+    ctx.calls.length = 0;
+    model.set("region", [1, 2, 5, 6]);
+    expect(ctx.calls).toContainEqual(["strokeRect", 4.5, 8.5, 15, 15]);
+    expect(q(".cs-clear-region").hidden).toBe(false);
+    q(".cs-clear-region").click();
+    expect(model.sent.at(-1)).toMatchObject({ type: "region", box: [] });
+  });
+
+  it("shows the concept's map with its own label and toggles back to the heatmap", async () => {
+    const { model, canvas, q } = await setup({ concept_png: png(4), concept_label: "f.15 #3", show: "concept" });
+    expect(canvas.dataset.shown).toBe("f.15 #3");
+    expect(ctx.calls.filter(([name]) => name === "drawImage").at(-1)[1].tag).toBe(4);
+    expect(q(".cs-caption").textContent).toBe("concept f.15 #3");
+    expect(q(".cs-show-concept").getAttribute("aria-pressed")).toBe("true");
+    q(".cs-show-heatmap").click();
+    expect(model.get("show")).toBe("heatmap");
+    expect(canvas.dataset.shown).toBe("heatmap");
+    expect(ctx.calls.filter(([name]) => name === "drawImage").at(-1)[1].tag).toBe(2);
+  });
+
+  it("keeps showing the old concept's label until the new concept's map is decoded", async () => {
+    const { model, canvas } = await setup({ concept_png: png(4), concept_label: "f.15 #3", show: "concept" });
+    model.set("concept_label", "f.15 #9");
+    model.set("concept_png", png(5));
+    expect(canvas.dataset.shown).toBe("f.15 #3");
+    await flush();
+    expect(canvas.dataset.shown).toBe("f.15 #9");
+    expect(ctx.calls.filter(([name]) => name === "drawImage").at(-1)[1].tag).toBe(5);
+  });
+
+  it("disables the concept toggle while there is no concept map", async () => {
+    const { q } = await setup({ concept_png: new DataView(new ArrayBuffer(0)), show: "heatmap" });
+    expect(q(".cs-show-concept").disabled).toBe(true);
+  });
+
+  it("is busy while Python works for it and shows Python's errors", async () => {
+    const { model, q } = await setup();
+    model.set("busy", true);
+    expect(q(".cs-heatmap").dataset.busy).toBe("true");
+    model.set("busy", false);
+    model.set("error", "RuntimeError: boom");
+    expect(q(".cs-error").textContent).toBe("Error: RuntimeError: boom");
+    model.set("error", "");
+    expect(q(".cs-error").hidden).toBe(true);
+  });
+});

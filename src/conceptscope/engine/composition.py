@@ -54,7 +54,7 @@ class CompositionNode:
             for layer, relevance in relevances.items()
             for channel, value in enumerate(explanation._concept.attribute(relevance[None])[0].tolist())
         ]
-        scored.sort(reverse=True)
+        scored.sort(reverse=self.relevance >= 0)  # the children that carry most of the parent's relevance
         denominator = self.relevance if self.relevance != 0 else float("nan")
         return [
             CompositionNode(self._explainer, explanation, self.path + [(layer, channel)], value, value / denominator,

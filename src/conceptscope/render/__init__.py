@@ -2,6 +2,7 @@
 
 from .colormap import COLORMAPS, relevance_to_rgba
 from .encode import encode_png
+from .heatmap import heatmap_png, shrink
 from .overlay import overlay
 
-__all__ = ["COLORMAPS", "encode_png", "overlay", "relevance_to_rgba"]
+__all__ = ["COLORMAPS", "encode_png", "heatmap_png", "overlay", "relevance_to_rgba", "shrink"]

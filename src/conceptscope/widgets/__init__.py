@@ -1,5 +1,24 @@
 """Jupyter widgets (anywidget) for exploring explanations; front-end modules live in ``js/``."""
 
+from .concepts import ConceptList
+from .controller import Controller
+from .explorer import Explorer
+from .gallery import NeuronGallery
 from .heatmap import HeatmapView
+from .snapshot import save_html
+from .target import TargetView
+from .tree import CompositionTree
 
-__all__ = ["HeatmapView"]
+
+def explore(explainer, image, atlas=None, target=None, classes=None, raw_image=None, **kwargs) -> Explorer:
+    """Open the explorer on ``image`` (a model input, C x H x W): heatmap, concepts, composition tree,
+    prediction and target selector, and with an ``atlas`` the reference gallery of each concept.
+
+    ``raw_image`` is the uint8 (H, W, 3) picture shown (default: the input rescaled); ``classes``
+    names the classes (default: the atlas' class names); ``target`` None explains the prediction.
+    """
+    return Explorer(explainer, image, atlas=atlas, target=target, classes=classes, picture=raw_image, **kwargs)
+
+
+__all__ = ["CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "NeuronGallery", "TargetView",
+           "explore", "save_html"]

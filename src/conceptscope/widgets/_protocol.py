@@ -8,15 +8,18 @@ Malformed messages are rejected and exceptions inside handlers are caught: both 
 (when the message carried a usable id), and the widget keeps working.
 
 Messages may arrive on a kernel subshell thread while cells run: subclasses guard their state
-with ``self._lock``. Replies go through :meth:`RequestWidget._reply`, so a later handler can run
-its work on another thread and reply from there.
+with ``self._lock``. Heavy work runs on the widget's :class:`~._worker.Worker` thread: a handler
+declared with ``work=<key>`` runs there (a newer request of the same key supersedes it) and returns
+the trait values to show; :meth:`RequestWidget.push` does the same for work not asked for by the
+view (e.g. another view's selection). While such work is pending the synced ``busy`` trait is true;
+a failure sets the synced ``error`` trait (cleared by the next success), which the view shows.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,6 +27,7 @@ import anywidget
 import traitlets
 
 from . import _bundle
+from ._worker import Worker
 
 log = logging.getLogger("conceptscope.widgets")
 
@@ -48,6 +52,7 @@ class Schema:
 
     type: str
     fields: Mapping[str, type | tuple[type, ...]]
+    work: str | None = None
 
     def validate(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """The declared fields of ``message`` (extra fields are ignored); ProtocolError if wrong."""
@@ -67,13 +72,15 @@ class Schema:
         return args
 
 
-def request(type_: str, **fields: type | tuple[type, ...]) -> Callable:
+def request(type_: str, *, work: str | None = None, **fields: type | tuple[type, ...]) -> Callable:
     """Declare a method as the handler of ``{"type": type_, "id": ..., **fields}`` messages.
 
     The method receives the fields as keyword arguments and returns the reply content
-    (a dict with its own ``"type"``); the request id is added to it.
+    (a dict with its own ``"type"``); the request id is added to it. With ``work=<key>`` the
+    method runs on the worker thread instead and returns the trait values to set (see
+    :meth:`RequestWidget.push`); the reply is ``{"type": "done", "request": work}``.
     """
-    schema = Schema(type_, fields)
+    schema = Schema(type_, fields, work)
 
     def mark(method: Callable) -> Callable:
         method._cs_schema = schema
@@ -98,6 +105,8 @@ class RequestWidget(anywidget.AnyWidget):
     _schemas: ClassVar[dict[str, tuple[Schema, str]]] = {}
 
     last_result = traitlets.Dict(help="The last reply sent to the view (a result or an error).")
+    busy = traitlets.Bool(False, help="True while work for this view is pending.").tag(sync=True)
+    error = traitlets.Unicode("", help="The last failure of the view's work ('' after a success).").tag(sync=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "_view" in cls.__dict__:
@@ -110,11 +119,64 @@ class RequestWidget(anywidget.AnyWidget):
             if hasattr(attr, "_cs_schema")
         }
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, worker: Worker | None = None, **kwargs: Any) -> None:
         _bundle.require(self._view)
-        self._lock = threading.RLock()
+        self._worker = worker or Worker(f"conceptscope-{self._view}")
+        self._lock = self._worker.lock
+        self._pending: dict[Hashable, object] = {}
+        self._callbacks: dict[str, list[Callable]] = {}
         super().__init__(**kwargs)
         self.on_msg(self._on_message)
+
+    def on(self, event: str, callback: Callable) -> None:
+        """Call ``callback(*args)`` each time the view reports ``event`` (e.g. a click: "select", "pick"),
+        even when it repeats the last one; its exceptions are shown in the view."""
+        self._callbacks.setdefault(event, []).append(callback)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for callback in self._callbacks.get(event, ()):
+            callback(*args)
+
+    def push(self, key: Hashable, compute: Callable[[], Mapping[str, Any] | None],
+             request_id: RequestId | None = None, delay: float = 0.0) -> None:
+        """Run ``compute`` on the worker (after ``delay`` seconds) and set the traits it returns, unless a
+        newer ``key`` job came.
+
+        ``busy`` is true until then; a failure is logged and shown (``error``); with a
+        ``request_id`` the view's request is answered with ``done`` or ``error``.
+        """
+        token = object()
+        with self._lock:
+            self._pending[key] = token
+            self.busy = True
+        finish = functools.partial(self._finish, key, token, request_id)
+        self._worker.submit((id(self), key), compute, finish, delay)
+
+    def _finish(self, key: Hashable, token: object, request_id: RequestId | None,
+                state: Mapping[str, Any] | None, exc: BaseException | None) -> None:
+        """Apply a job's result (on the worker thread, under the shared lock)."""
+        if self._pending.get(key) is token:
+            del self._pending[key]
+        if exc is None:
+            with self.hold_sync():
+                for name, value in (state or {}).items():
+                    setattr(self, name, value)
+                self.error = ""
+                self.busy = bool(self._pending)
+            if request_id is not None:
+                self._reply(request_id, {"type": "done", "request": key})
+            return
+        if isinstance(exc, ProtocolError):
+            log.warning("%s: rejected %r work: %s", type(self).__name__, key, exc)
+            message = str(exc)
+        else:
+            log.error("%s: %r work failed", type(self).__name__, key, exc_info=exc)
+            message = f"{type(exc).__name__}: {exc}"
+        with self.hold_sync():
+            self.error = message
+            self.busy = bool(self._pending)
+        if request_id is not None:
+            self._reply(request_id, {"type": "error", "message": message})
 
     def _on_message(self, _widget: object, content: object, _buffers: object) -> None:
         """Entry point of every custom message from the view (kernel shell or subshell thread)."""
@@ -126,7 +188,12 @@ class RequestWidget(anywidget.AnyWidget):
             self._reject(request_id, content, exc)
             return
         del args["id"]
-        self._handle(request_id, getattr(self, method), args)
+        handler = getattr(self, method)
+        with self._lock:
+            if schema.work is None:
+                self._handle(request_id, handler, args)
+            else:
+                self.push(schema.work, functools.partial(handler, **args), request_id)
 
     def _route(self, content: object) -> tuple[Schema, str]:
         if not isinstance(content, Mapping) or not isinstance(content.get("type"), str):

@@ -1,12 +1,13 @@
-"""HeatmapView: an image with its relevance heatmap overlaid; click a pixel to read its relevance."""
+"""HeatmapView: an image with its relevance heatmap overlaid; click a pixel, drag a region, switch maps."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import traitlets
 
-from ..render import COLORMAPS, encode_png, relevance_to_rgba
+from ..render import COLORMAPS, encode_png, heatmap_png
 from ._arrays import as_image, as_relevance
 from ._protocol import ProtocolError, RequestWidget, request
 
@@ -16,16 +17,24 @@ class HeatmapView(RequestWidget):
 
     The colormap is diverging and centred at zero (symmetric max-abs scaling); ``opacity`` and
     ``colormap`` are synced both ways with the view's controls. Clicking a pixel asks Python
-    for its relevance; the answer is shown in the view and kept in ``last_result``.
+    for its relevance in the map shown; dragging a box sets ``region`` ([x0, y0, x1, y1] in image
+    pixels, end exclusive; [] for none). :meth:`set_concept` adds a concept's conditional heatmap,
+    and ``show`` ("heatmap" or "concept", toggled in the view) picks the map drawn.
     """
 
     _view = "heatmap"
 
     image_png = traitlets.Bytes(help="The image as PNG bytes (sent as a binary buffer).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="The colormapped relevance as RGBA PNG bytes.").tag(sync=True)
+    concept_png = traitlets.Bytes(help="The colormapped conditional heatmap of the concept (b'' if none).").tag(sync=True)
+    concept_label = traitlets.Unicode(help="Which concept concept_png shows.").tag(sync=True)
+    show = traitlets.Enum(("heatmap", "concept"), default_value="heatmap").tag(sync=True)
+    region = traitlets.List(traitlets.Int(), help="The drawn box [x0, y0, x1, y1], or [].").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0]).tag(sync=True)
     colormaps = traitlets.List(traitlets.Unicode(), default_value=list(COLORMAPS), read_only=True).tag(sync=True)
     opacity = traitlets.Float(0.6, min=0.0, max=1.0, help="Opacity of the heatmap over the image.").tag(sync=True)
+    relevance = traitlets.Instance(np.ndarray, help="The relevance map (H, W) behind heatmap_png.")
+    concept_relevance = traitlets.Instance(np.ndarray, allow_none=True, help="The map behind concept_png.")
 
     def __init__(self, image: Any, relevance: Any, colormap: str = "bwr", opacity: float = 0.6, **kwargs: Any):
         img = as_image(image)
@@ -34,34 +43,78 @@ class HeatmapView(RequestWidget):
             raise ValueError(f"colormap must be one of {', '.join(COLORMAPS)}; got {colormap!r}")
         if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
             raise ValueError(f"opacity must be a number in [0, 1]; got {opacity!r}")
-        self._relevance = rel
-        super().__init__(
-            image_png=encode_png(img),
-            heatmap_png=encode_png(relevance_to_rgba(rel, colormap)),
-            colormap=colormap,
-            opacity=float(opacity),
-            **kwargs,
-        )
+        self._shape = img.shape[:2]
+        super().__init__(image_png=encode_png(img), relevance=rel, colormap=colormap, opacity=float(opacity), **kwargs)
+
+    # -- state changes from Python (whole updates, also used as results of background work) ---------
+    def heatmap_state(self, relevance: Any, image: Any = None) -> dict[str, Any]:
+        """Trait values for a new relevance map (and image, of the same size); nothing is changed yet."""
+        state: dict[str, Any] = {}
+        if image is not None:
+            img = as_image(image)
+            if img.shape[:2] != self._shape:
+                raise ValueError(f"the new image must be {self._shape[1]}x{self._shape[0]} like the first; "
+                                 f"got {img.shape[1]}x{img.shape[0]}")
+            state["image_png"] = encode_png(img)
+        state["relevance"] = as_relevance(relevance, self._shape)
+        return state
+
+    def concept_state(self, relevance: Any, label: str) -> dict[str, Any]:
+        """Trait values that show ``relevance`` as the conditional heatmap of concept ``label``."""
+        return {"concept_relevance": as_relevance(relevance, self._shape), "concept_label": label, "show": "concept"}
 
     def set_heatmap(self, relevance: Any) -> None:
         """Show a new relevance map of the same size as the image; the view redraws."""
-        rel = as_relevance(relevance, self._relevance.shape)
-        with self._lock:
-            self._relevance = rel
-            self.heatmap_png = encode_png(relevance_to_rgba(rel, self.colormap))
+        self._apply(self.heatmap_state(relevance))
+
+    def set_concept(self, relevance: Any, label: str) -> None:
+        """Show ``relevance`` as the conditional heatmap of concept ``label`` (and switch to it)."""
+        self._apply(self.concept_state(relevance, label))
+
+    def _apply(self, state: dict[str, Any]) -> None:
+        with self._lock, self.hold_sync():
+            for name, value in state.items():
+                setattr(self, name, value)
 
     def relevance_at(self, x: int, y: int) -> float:
-        """Relevance of the image pixel in column ``x``, row ``y``."""
-        return float(self._relevance[y, x])
+        """Relevance of the image pixel in column ``x``, row ``y`` in the map shown."""
+        shown = self.concept_relevance if self.show == "concept" and self.concept_relevance is not None \
+            else self.relevance
+        return float(shown[y, x])
+
+    @traitlets.observe("relevance")
+    def _encode_heatmap(self, change: dict) -> None:
+        with self._lock:
+            self.heatmap_png = heatmap_png(change["new"], self.colormap)
+
+    @traitlets.observe("concept_relevance")
+    def _encode_concept(self, change: dict) -> None:
+        with self._lock:
+            self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap)
 
     @traitlets.observe("colormap")
     def _recolour(self, change: dict) -> None:
-        with self._lock:
-            self.heatmap_png = encode_png(relevance_to_rgba(self._relevance, change["new"]))
+        with self._lock, self.hold_sync():
+            self.heatmap_png = heatmap_png(self.relevance, change["new"])
+            if self.concept_relevance is not None:
+                self.concept_png = heatmap_png(self.concept_relevance, change["new"])
 
+    # -- requests from the view ---------------------------------------------------------------------
     @request("pixel", x=int, y=int)
     def _on_pixel(self, x: int, y: int) -> dict:
-        height, width = self._relevance.shape
+        height, width = self._shape
         if not (0 <= x < width and 0 <= y < height):
             raise ProtocolError(f"pixel ({x}, {y}) is outside the {width}x{height} image")
         return {"type": "pixel_result", "x": x, "y": y, "value": self.relevance_at(x, y)}
+
+    @request("region", box=list)
+    def _on_region(self, box: list) -> dict:
+        height, width = self._shape
+        if box:
+            if len(box) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in box):
+                raise ProtocolError(f"region box must be [x0, y0, x1, y1] of 4 integers (or []); got {box!r}")
+            x0, y0, x1, y1 = box
+            if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+                raise ProtocolError(f"region box {box} is empty or outside the {width}x{height} image")
+        self.region = list(box)
+        return {"type": "region_result", "box": list(box)}

@@ -1,0 +1,144 @@
+"""Click -> new conditional heatmap on screen, in the real browser (JupyterLab + Debian chromium).
+
+For each model an explorer is opened in a notebook (as the browser tests do) and a concept in the
+concept list is clicked 30 times (a different row each time); the time from the click to the
+heatmap canvas having drawn that concept's map, plus the next animation frame, is measured in the
+page. Between clicks the explorer is left to finish its other work (tree, gallery), as a user
+reading the result would. Two conditions:
+
+- ``thumbnail cached``: the concept's conditional heatmap was computed (batched) for the list's
+  thumbnails, so the click costs colormapping, PNG encoding, the round trips and drawing;
+- ``uncached``: the controller's cache is cleared before each click, so the click also computes
+  the conditional heatmap (a backward pass; the forward pass stays cached by the explainer).
+
+Models: the shapes world CNN (64 px, with an atlas) and torchvision VGG16 with random weights
+(224 px, no atlas), on the CPU. Also reported: one conditional heatmap's compute time for each,
+measured in the same kernel. Targets: shapes p50 <= 150 ms; VGG16 p50 <= 1.5 x its compute time.
+
+Run: ``.venv/bin/python benchmarks/widgets.py [--clicks 30] [--models shapes,vgg16]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
+from _common import report  # noqa: E402
+from _jupyter import CHROMIUM, CHROMIUM_ARGS, open_notebook, serve_lab  # noqa: E402
+
+SETUP = """
+import json, tempfile, time
+import numpy as np, torch
+import conceptscope as cs
+from conceptscope.widgets import explore
+"""
+MODELS = {
+    "shapes": """
+from conceptscope.atlas import Atlas
+world = cs.load_world("shapes")
+xp = cs.Explainer(world.model)
+data = world.dataset("test", n=64)
+atlas = Atlas.build(xp, data, ["features.15", "features.11"], tempfile.mkdtemp() + "/atlas", k=16, progress=False)
+x = data[3][0]
+ex = explore(xp, x, atlas=atlas, raw_image=data.raw_image(3))
+""",
+    "vgg16": """
+import torchvision
+torch.manual_seed(0)
+model = torchvision.models.vgg16(weights=None).eval()
+xp = cs.Explainer(model)
+x = torch.randn(3, 224, 224)
+ex = explore(xp, x)
+""",
+}
+# one conditional heatmap of a listed concept, timed in the kernel (median of 5 after a warm-up)
+COMPUTE = """
+explanation = xp.explain(ex.controller.subject.image, ex.controller.subject.target)
+channels = [c["channel"] for c in ex.concepts.concepts]
+times = []
+for i in range(6):
+    start = time.perf_counter()
+    explanation.conditional_heatmaps(ex.concepts.layer, [channels[i % len(channels)]])
+    times.append(time.perf_counter() - start)
+print(json.dumps(float(np.median(times[1:]))))
+"""
+# click a row and resolve when the heatmap canvas drew that concept, after the next frame
+CLICK = """async (channel) => {
+    const canvas = document.querySelector(".cs-heatmap canvas");
+    const row = document.querySelector(`.cs-concepts li[data-channel="${channel}"]`);
+    const label = `${row.dataset.layer} #${channel}`;
+    const drawn = new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+            if (canvas.dataset.shown !== label) return;
+            observer.disconnect();
+            requestAnimationFrame(() => resolve(performance.now()));
+        });
+        observer.observe(canvas, { attributes: true, attributeFilter: ["data-shown", "data-frame"] });
+    });
+    const start = performance.now();
+    row.click();
+    return (await drawn) - start;
+}"""
+
+
+def measure(page, kernel, clicks: int, uncached: bool) -> list[float]:
+    channels = [int(c) for c in kernel.json("[c['channel'] for c in ex.concepts.concepts]")]
+    times = []
+    for i in range(clicks):
+        channel = channels[i % len(channels)]
+        if page.locator(".cs-heatmap canvas").get_attribute("data-shown").endswith(f" #{channel}"):
+            channel = channels[(i + 1) % len(channels)]
+        if uncached:
+            kernel.run("ex.controller.clear_cache()")
+        times.append(page.evaluate(CLICK, channel))
+        kernel.run("assert ex.wait(120)", timeout=180)
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clicks", type=int, default=30)
+    parser.add_argument("--models", default="shapes,vgg16")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with tempfile.TemporaryDirectory() as base, serve_lab(Path(base), "perCommTarget") as lab, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        for name in args.models.split(","):
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            cells = [SETUP, MODELS[name], "ex"]
+            kernel = open_notebook(lab, page, f"bench_{name}.ipynb", cells, ".cs-concepts li[data-channel]",
+                                   timeout=600_000)
+            try:
+                kernel.run("assert ex.wait(600)", timeout=700)
+                compute = float(kernel.run(COMPUTE, timeout=600))
+                size = kernel.json("list(ex.controller.subject.picture.shape[:2])")
+                layer = kernel.json("ex.concepts.layer")
+                for condition, uncached in (("thumbnail cached", False), ("uncached", True)):
+                    times = measure(page, kernel, args.clicks, uncached)
+                    p50 = statistics.median(times)
+                    rows.append({
+                        "model": name, "input": f"{size[0]}x{size[1]}", "layer": layer, "condition": condition,
+                        "clicks": len(times), "p50_ms": p50, "p95_ms": percentile(times, 0.95),
+                        "compute_ms": compute * 1000, "p50/compute": p50 / (compute * 1000),
+                    })
+            finally:
+                kernel.close()
+                page.close()
+        browser.close()
+    report("widgets", rows, {"comm_mode": "perCommTarget", "browser": "chromium headless",
+                             "targets": "shapes p50 <= 150 ms; vgg16 p50 <= 1.5 x compute_ms"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""A built atlas: reference samples per concept (RelMax/ActMax), relevance-cropped, and per-class concept statistics."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine import ConceptScore
+from . import crop as cropping
+from . import store
+from .build import MODES, build_atlas, split_item
+from .state import FIXED_POINT
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference sample of a concept: dataset ``index``, its ``score`` (RelMax: the channel's relevance summed over
+    space; ActMax: its activation maximum), the ``image`` (uint8 H, W, 3: the crop, or the whole image with the rest
+    dimmed), the ``box`` (top, left, bottom, right) of the relevant region in the whole image (None: no positive
+    relevance, the whole image is shown) and the channel-conditional ``heatmap`` (H, W) at the model's input size."""
+    index: int
+    score: float
+    image: np.ndarray
+    box: tuple
+    heatmap: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """How relevant a concept is for a class: mean ``relevance`` per sample of the class, its ``total`` over them, and
+    ``share``, the class's part of the concept's absolute relevance over all classes."""
+    index: int
+    name: str
+    relevance: float
+    total: float
+    share: float
+
+
+class Atlas:
+    """Reference samples and class statistics of the concepts (channels) of some layers, computed over a dataset.
+
+    Build one with :meth:`build`, open a finished one with :meth:`load`. ``layers`` maps layer names to channel counts;
+    ``classes`` names the classes (or numbers them). Queries read only the slices they need from disk.
+    """
+
+    def __init__(self, path, explainer, dataset, manifest):
+        self.path, self.explainer, self.dataset, self.manifest = Path(path), explainer, dataset, manifest
+        config = manifest["config"]
+        self.layers, self.k, self.modes, self.target = config["layers"], config["k"], tuple(config["modes"]), \
+            config["target"]
+        self.classes = config["class_names"] or list(range(config["classes"]))
+
+    def __repr__(self):
+        return (f"Atlas({str(self.path)!r}, layers={list(self.layers)}, k={self.k}, modes={self.modes}, "
+                f"target={self.target!r}, samples={self.manifest['progress']['samples']})")
+
+    @classmethod
+    def build(cls, explainer, dataset, layers, path, k=32, modes=MODES, batch_size=32, target="label",
+              checkpoint_every=50, num_workers=0, progress=True):
+        """Stream ``dataset`` once and store, for every channel of ``layers``, its top-``k`` samples by relevance
+        (RelMax: relevance summed over space, conditioned on each sample's ``target`` class, ``"label"`` or
+        ``"prediction"``) and by activation (ActMax: the maximum of the layer's output over space, as zennit-crp),
+        plus per-class relevance sums and top-``k`` samples per (channel, class) (RelStats).
+
+        All layers come from one forward/backward pass per batch (:meth:`Explainer.attribute`). ``dataset`` items
+        are ``(image, label)`` (or bare images for ``target="prediction"``), read in order through a DataLoader with
+        ``num_workers``. A checkpoint is committed to ``path`` every ``checkpoint_every`` batches (per process);
+        building again with the same arguments resumes an interrupted build, returns a finished one as it is, and
+        refuses a path holding an atlas of another model, dataset, composite or settings. Under
+        ``torch.distributed`` (e.g. ``torchrun``) each rank explains its share of the batches and rank 0 writes.
+        Resumed and sharded builds give the same bits as one uninterrupted run given the same per-batch numerics
+        (``batch_size``, device, CPU threads).
+        Returns the :class:`Atlas` (None on ranks other than 0).
+        """
+        manifest = build_atlas(explainer, dataset, layers, path, k, modes, batch_size, target, checkpoint_every,
+                               num_workers, progress)
+        return None if manifest is None else cls(path, explainer, dataset, manifest)
+
+    @classmethod
+    def load(cls, path, explainer, dataset=None):
+        """Open the finished atlas at ``path`` for ``explainer``'s model and composite (and ``dataset``, which images
+        of references come from); raises :class:`AtlasMismatchError` naming what differs if it was built for others."""
+        manifest = store.read_manifest(path)
+        if manifest is None:
+            raise FileNotFoundError(f"no atlas at {path} (no {store.MANIFEST})")
+        progress = manifest["progress"]
+        if not progress["complete"]:
+            raise ValueError(f"atlas at {path} is incomplete ({progress['samples_done']} of {progress['samples']} "
+                             "samples): run Atlas.build again with the same arguments to finish it")
+        store.check_identity(path, manifest["identity"], store.identity(explainer, dataset))
+        return cls(path, explainer, dataset, manifest)
+
+    # -- raw data ----------------------------------------------------------------------------------------------------
+    def top(self, layer, channel, mode="relevance", n=None, offset=0, cls=None):
+        """Reference indices and scores of a concept, best first: ``(indices int64, scores float32)`` numpy arrays of
+        entries ``offset .. offset + n`` (all by default); ``cls`` restricts them to samples of that class (relevance
+        only). Reads two small slices from disk; no model is run."""
+        self._check(layer, channel, mode)
+        if cls is None:
+            key, index = f"top/{mode}/{layer}/", channel
+        elif mode != "relevance":
+            raise ValueError("per-class references exist for mode='relevance' only")
+        else:
+            key, index = f"class/{layer}/", (channel, self._class_index(cls))
+        values = store.load_slice(self.path, self.manifest, key + "values", index)
+        indices = store.load_slice(self.path, self.manifest, key + "indices", index)
+        real = int(torch.isfinite(values).sum())  # empty slots (-inf, index -1) are last
+        stop = real if n is None else min(real, offset + n)
+        return indices[offset:stop].numpy(), values[offset:stop].numpy()
+
+    def class_relevance(self, layer):
+        """Relevance of each channel summed over each class's samples, float64 ``(channels, classes)``."""
+        self._check(layer)
+        sums = store.load_slice(self.path, self.manifest, f"class/{layer}/relevance", slice(None))
+        return sums.double() / FIXED_POINT
+
+    def class_counts(self):
+        """Number of samples explained for each class (int64 ``(classes,)``)."""
+        return store.load_slice(self.path, self.manifest, "class/counts", slice(None))
+
+    # -- references --------------------------------------------------------------------------------------------------
+    def references(self, layer, channel, mode="relevance", n=16, offset=0, crop=True, cls=None):
+        """The reference samples of a concept as :class:`Reference` objects, best first (see :meth:`top` for ``n``,
+        ``offset``, ``cls``). ``crop=True`` cuts each image to the region where the concept is relevant, from the
+        channel-conditional heatmap of that sample for its target class (for ActMax references with no positive
+        relevance, from the channel's upsampled activation map); ``crop=False`` keeps the whole image and dims the
+        rest. Costs one explanation per reference."""
+        if self.dataset is None:
+            raise ValueError("references need the dataset the atlas was built on, for the images: "
+                             "Atlas.load(path, explainer, dataset=...); top() gives indices and scores without it")
+        indices, scores = self.top(layer, channel, mode, n, offset, cls)
+        return [self._reference(layer, channel, mode, int(i), float(s), crop) for i, s in zip(indices, scores)]
+
+    def _reference(self, layer, channel, mode, index, score, crop):
+        image, label = split_item(self.dataset[index], index, self.target)
+        with self.explainer.lock:
+            explanation = self.explainer.explain(image, label if self.target == "label" else None, [layer])
+            heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
+        box = cropping.relevant_box(heatmap)
+        activation = explanation.activations[layer][channel].cpu()
+        if box is None and mode == "activation" and activation.dim() == 2:
+            upsampled = F.interpolate(activation[None, None], size=tuple(heatmap.shape), mode="bilinear")
+            box = cropping.relevant_box(upsampled[0, 0])
+        picture = self._picture(index, image)
+        if box is not None:
+            box = cropping.scale_box(box, heatmap.shape, picture.shape[:2])
+            picture = cropping.crop(picture, box) if crop else cropping.highlight(picture, box)
+        return Reference(index, score, picture, box, heatmap.numpy())
+
+    def _picture(self, index, image):
+        """The dataset's own picture of an item (``raw_image(i)``), else the model input rescaled to 0..255."""
+        raw_image = getattr(self.dataset, "raw_image", None)
+        if raw_image is not None:
+            return np.asarray(raw_image(index))
+        image = image.float()
+        image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-12)
+        return (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+    # -- class statistics --------------------------------------------------------------------------------------------
+    def classes_for(self, layer, channel, n=5):
+        """The ``n`` classes this concept is most relevant for, as :class:`ClassScore`, by mean relevance per sample."""
+        self._check(layer, channel)
+        totals = self.class_relevance(layer)[channel]
+        counts = self.class_counts()
+        means = totals / counts.clamp(min=1)
+        absolute = float(totals.abs().sum()) or float("nan")
+        ranked = sorted((c for c in range(len(counts)) if counts[c] > 0), key=lambda c: (-float(means[c]), c))
+        return [ClassScore(c, self.classes[c], float(means[c]), float(totals[c]), float(totals[c]) / absolute)
+                for c in ranked[:n]]
+
+    def concepts_for(self, cls, layers=None, n=10):
+        """The ``n`` concepts per layer most relevant for class ``cls`` (index or name): ``{layer: [ConceptScore]}``
+        with the mean relevance per sample of the class and its share of the layer's absolute relevance for it."""
+        index = self._class_index(cls)
+        count = max(1, int(self.class_counts()[index]))
+        found = {}
+        for layer in [layers] if isinstance(layers, str) else layers or self.layers:
+            means = self.class_relevance(layer)[:, index] / count
+            absolute = float(means.abs().sum()) or float("nan")
+            ranked = sorted(range(len(means)), key=lambda c: (-float(means[c]), c))
+            found[layer] = [ConceptScore(layer, c, float(means[c]), float(means[c]) / absolute) for c in ranked[:n]]
+        return found
+
+    # -- validation --------------------------------------------------------------------------------------------------
+    def _check(self, layer, channel=None, mode=None):
+        if layer not in self.layers:
+            raise KeyError(f"the atlas has no layer {layer!r}; its layers: {', '.join(self.layers)}")
+        if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < self.layers[layer]):
+            raise ValueError(f"channel {channel!r} is out of range for layer {layer!r}, which has "
+                             f"{self.layers[layer]} channels")
+        if mode is not None and mode not in self.modes:
+            raise ValueError(f"the atlas has no mode {mode!r}; its modes: {', '.join(self.modes)}")
+
+    def _class_index(self, cls):
+        if isinstance(cls, str) and cls in self.classes:
+            return self.classes.index(cls)
+        if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool) and 0 <= cls < len(self.classes):
+            return int(cls)
+        raise ValueError(f"unknown class {cls!r}; classes: {', '.join(map(str, self.classes))}")

@@ -1,0 +1,51 @@
+"""Where a concept sits in a reference image: a box around the pixels holding most of its positive relevance, used
+to crop the image (CRP's relevance-cropped references) or to dim everything outside it."""
+import numpy as np
+import torch
+
+
+def relevant_box(heatmap, share=0.5, padding=0.1, min_size=0.25):
+    """``(top, left, bottom, right)`` (bottom/right exclusive) of the smallest set of pixels holding ``share`` of the
+    heatmap's positive relevance, padded by ``padding`` x the image side and grown to at least ``min_size`` x the
+    image side, kept inside the image. None where the heatmap has no positive relevance."""
+    heatmap = torch.as_tensor(heatmap).double().clamp(min=0)
+    height, width = heatmap.shape
+    total = float(heatmap.sum())
+    if total <= 0:
+        return None
+    values = heatmap.flatten().sort(descending=True).values
+    needed = int(torch.searchsorted(values.cumsum(0), share * total).clamp(max=values.numel() - 1))
+    rows, cols = torch.nonzero(heatmap >= values[needed], as_tuple=True)
+    pad = round(padding * max(height, width))
+    top, bottom = _extent(int(rows.min()) - pad, int(rows.max()) + 1 + pad, round(min_size * height), height)
+    left, right = _extent(int(cols.min()) - pad, int(cols.max()) + 1 + pad, round(min_size * width), width)
+    return top, left, bottom, right
+
+
+def _extent(low, high, least, limit):
+    """``[low, high)`` grown symmetrically to at least ``least`` and shifted/clipped into ``[0, limit)``."""
+    grow = max(0, least - (high - low))
+    low, high = low - grow // 2, high + grow - grow // 2
+    shift = max(0, -low) - max(0, high - limit)
+    return max(0, low + shift), min(limit, high + shift)
+
+
+def scale_box(box, source, target):
+    """``box`` in an image of shape ``source`` (H, W) mapped to one of shape ``target``."""
+    sy, sx = target[0] / source[0], target[1] / source[1]
+    top, left, bottom, right = box
+    return (int(np.floor(top * sy)), int(np.floor(left * sx)), int(np.ceil(bottom * sy)), int(np.ceil(right * sx)))
+
+
+def crop(image, box):
+    """The part of ``image`` (H, W, 3) inside ``box``."""
+    top, left, bottom, right = box
+    return image[top:bottom, left:right].copy()
+
+
+def highlight(image, box, dim=0.35):
+    """``image`` (uint8 H, W, 3) with everything outside ``box`` darkened to ``dim`` of its brightness."""
+    top, left, bottom, right = box
+    out = (image.astype(np.float32) * dim).round().astype(np.uint8)
+    out[top:bottom, left:right] = image[top:bottom, left:right]
+    return out

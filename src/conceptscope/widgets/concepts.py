@@ -1,0 +1,85 @@
+"""ConceptList: the most relevant concepts of a layer for the explained target, with thumbnails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets
+
+from ..render import COLORMAPS, heatmap_png
+from ._protocol import ProtocolError, RequestWidget, request
+from .controller import Controller
+
+THUMBNAIL = 64  # longest side of a concept's thumbnail heatmap, in pixels
+
+
+class ConceptList(RequestWidget):
+    """The top ``k`` concepts of ``layer`` (a dropdown of the model's layers) with their relevance shares
+    (bars) and a thumbnail of each conditional heatmap; clicking one sets ``selected`` and calls the
+    ``on("select", callback)`` callbacks with its layer and channel (also when it was selected already).
+
+    Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
+    With ``region`` ([x0, y0, x1, y1]) the ranking counts only relevance inside that box.
+    """
+
+    _view = "concepts"
+
+    layers = traitlets.List(traitlets.Unicode(), help="The layers to choose from.").tag(sync=True)
+    layer = traitlets.Unicode(help="The layer whose concepts are listed.").tag(sync=True)
+    k = traitlets.Int(8, min=1, help="How many concepts are listed.").tag(sync=True)
+    concepts = traitlets.List(traitlets.Dict(), help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
+    selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)
+    region = traitlets.List(traitlets.Int(), help="The box the ranking is restricted to, or [].").tag(sync=True)
+    colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the thumbnails.")
+
+    def __init__(self, explainer: Any = None, image: Any = None, *, target: int | None = None,
+                 layer: str | None = None, k: int = 8, picture: Any = None, classes: Any = None,
+                 controller: Controller | None = None, **kwargs: Any):
+        self.controller = controller or Controller(explainer, image, target, picture, classes)
+        layers = list(self.controller.explainer.layers)
+        if layer is not None and layer not in layers:
+            raise ValueError(f"unknown layer {layer!r}; layers: {', '.join(layers)}")
+        super().__init__(layers=layers, layer=layer or "", k=k, **kwargs)
+        self.controller.subscribe(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rank the concepts again (new input, target or region)."""
+        self.push("concepts", lambda: self._ranking(self.layer or None))
+
+    def set_region(self, box: list[int] | None) -> None:
+        """Rank by the relevance inside ``box`` ([x0, y0, x1, y1]; None or [] for the whole image)."""
+        with self._lock:
+            self.region = list(box or [])
+            self.refresh()
+
+    def _ranking(self, layer: str | None) -> dict[str, Any]:
+        controller = self.controller
+        layer = layer or controller.default_layer()
+        scores = controller.top_concepts(layer, self.k, self.region or None)
+        maps = controller.conditional(layer, [s.channel for s in scores]) if scores else []
+        concepts = [
+            {"layer": s.layer, "channel": s.channel, "relevance": s.relevance, "share": s.share,
+             "thumbnail": heatmap_png(m, self.colormap, THUMBNAIL)}
+            for s, m in zip(scores, maps)
+        ]
+        return {"layer": layer, "concepts": concepts}
+
+    def _check_layer(self, layer: str) -> None:
+        if layer not in self.layers:
+            raise ProtocolError(f"unknown layer {layer!r}; layers: {', '.join(self.layers)}")
+
+    @request("layer", work="concepts", layer=str)
+    def _on_layer(self, layer: str) -> dict[str, Any]:
+        self._check_layer(layer)
+        return self._ranking(layer)
+
+    @request("select", layer=str, channel=int)
+    def _on_select(self, layer: str, channel: int) -> dict[str, Any]:
+        self._check_layer(layer)
+        channels = self.controller.explainer.layers[layer]
+        if not 0 <= channel < channels:
+            raise ProtocolError(f"channel {channel} is out of range for layer {layer!r} (0..{channels - 1})")
+        self.selected = {"layer": layer, "channel": channel}
+        self._emit("select", layer, channel)
+        return {"type": "selected", "layer": layer, "channel": channel}

@@ -1,0 +1,218 @@
+"""The controller between the views and the engine: the explained input and its cached CRP results.
+
+The views of an explorer share one controller. It holds the input (model image, displayed picture,
+target) as one immutable :class:`Subject`, replaced as a whole when the input or target changes,
+so work running on the worker thread reads a consistent input. Heavy results (conditional
+heatmaps, composition trees) are cached per (image, target, layer, concept). Engine calls take the
+explainer's lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..engine import CompositionNode, ConceptScore, Explanation
+from ._arrays import as_image
+
+Box = Sequence[int]  # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
+Path = Sequence[Sequence[Any]]  # [(layer, channel), ...] from a tree's root down
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What is explained: the model ``image`` (C, H, W), the ``picture`` shown (uint8 H, W, 3), the
+    ``target`` (None: the predicted class) and a ``digest`` of the image for cache keys."""
+
+    image: torch.Tensor
+    picture: np.ndarray
+    target: int | None
+    digest: str
+
+    @property
+    def key(self) -> tuple[str, int | None]:
+        return self.digest, self.target
+
+
+def picture_of(image: torch.Tensor) -> np.ndarray:
+    """A displayable uint8 (H, W, 3) picture of a model input: min-max scaled, grey images repeated."""
+    image = image.detach().float().cpu()
+    image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-12)
+    picture = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture[..., :3]
+
+
+class Controller:
+    """An explainer, the input it explains and a cache of results for the views.
+
+    ``image`` is the model input (C, H, W, normalised as the model expects); ``picture`` the uint8
+    (H, W, 3) image shown (default: the input rescaled); ``classes`` names the model's classes.
+    """
+
+    def __init__(self, explainer: Any, image: Any, target: int | None = None, picture: Any = None,
+                 classes: Sequence[str] | None = None, cache_size: int = 256):
+        self.explainer = explainer
+        self.classes = None if classes is None else [str(c) for c in classes]
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self.subject = self._subject(image, picture, target)
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every change of the input or target (in the changing thread)."""
+        self._listeners.append(callback)
+
+    def _changed(self, subject: Subject) -> None:
+        self.subject = subject
+        for callback in self._listeners:
+            callback()
+
+    # -- the input -------------------------------------------------------------------------------
+    def _subject(self, image: Any, picture: Any, target: int | None) -> Subject:
+        tensor = torch.as_tensor(image)
+        if tensor.dim() != 3 or not tensor.is_floating_point():
+            raise ValueError(f"image must be a float tensor (C, H, W) as the model takes it; got "
+                             f"{tensor.dtype} of shape {tuple(tensor.shape)}")
+        picture = picture_of(tensor) if picture is None else as_image(picture)
+        if picture.shape[:2] != tuple(tensor.shape[1:]):
+            raise ValueError(f"the picture ({picture.shape[0]}x{picture.shape[1]}) must have the model input's size "
+                             f"({tensor.shape[1]}x{tensor.shape[2]})")
+        self._check_target(target)
+        digest = hashlib.blake2b(tensor.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+        return Subject(tensor, picture, target, digest)
+
+    def _check_target(self, target: int | None) -> None:
+        if target is None:
+            return
+        if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+            raise ValueError(f"target must be a class index or None; got {target!r}")
+        if self.classes is not None and not 0 <= target < len(self.classes):
+            raise ValueError(f"target {target} is not a class (0..{len(self.classes) - 1})")
+
+    def set_input(self, image: Any, picture: Any = None, target: int | None = None) -> None:
+        """Explain a new input (target: None for the predicted class)."""
+        self._changed(self._subject(image, picture, target))
+
+    def set_target(self, target: int | None) -> None:
+        """Explain the same input for another class (None: the predicted one)."""
+        self._check_target(target)
+        subject = self.subject
+        self._changed(Subject(subject.image, subject.picture, None if target is None else int(target), subject.digest))
+
+    # -- engine queries (called on the worker thread) ----------------------------------------------
+    def explanation(self, subject: Subject | None = None) -> Explanation:
+        subject = subject or self.subject
+        with self.explainer.lock:
+            return self.explainer.explain(subject.image, subject.target)
+
+    def class_name(self, index: int) -> str:
+        return self.classes[index] if self.classes is not None else f"class {index}"
+
+    def predictions(self, k: int = 5) -> dict[str, Any]:
+        """The explained ``target``, the ``predicted`` class, the ``k`` most probable classes (``top``:
+        [{index, name, probability}]) and the names of all ``classes``."""
+        explanation = self.explanation()
+        probabilities = torch.softmax(explanation.logits.detach().float().cpu(), 0)
+        values, indices = probabilities.topk(min(k, probabilities.numel()))
+        top = [{"index": int(i), "name": self.class_name(int(i)), "probability": float(p)}
+               for p, i in zip(values, indices)]
+        classes = [self.class_name(i) for i in range(probabilities.numel())]
+        return {"target": explanation.target, "predicted": top[0]["index"], "top": top, "classes": classes}
+
+    def default_layer(self) -> str:
+        """The last recorded layer with spatial output (the last convolution), else the last layer."""
+        explanation = self.explanation()
+        spatial = [name for name in explanation.layers if explanation.activations[name].dim() == 3]
+        return (spatial or explanation.layers)[-1]
+
+    def region_mask(self, box: Box | None, subject: Subject | None = None) -> np.ndarray | None:
+        """A bool (H, W) mask of the box, or None for no box."""
+        if box is None:
+            return None
+        height, width = (subject or self.subject).picture.shape[:2]
+        x0, y0, x1, y1 = box
+        mask = np.zeros((height, width), dtype=bool)
+        mask[y0:y1, x0:x1] = True
+        return mask
+
+    def top_concepts(self, layer: str, k: int = 8, box: Box | None = None) -> list[ConceptScore]:
+        subject = self.subject
+        explanation = self.explanation(subject)
+        with self.explainer.lock:
+            return explanation.top_concepts(layer, k, self.region_mask(box, subject))
+
+    def conditional(self, layer: str, channels: Sequence[int], subject: Subject | None = None) -> list[np.ndarray]:
+        """Conditional heatmaps (H, W) of ``channels`` of ``layer``: cached, the missing ones in one batch."""
+        subject = subject or self.subject
+        keys = [(subject.key, "channel", layer, int(c)) for c in channels]
+        found = {key: self._cached(key) for key in keys}
+        missing = [key for key in keys if found[key] is None]
+        if missing:
+            explanation = self.explanation(subject)
+            with self.explainer.lock:
+                maps = explanation.conditional_heatmaps(layer, [key[3] for key in missing])
+            for key, relevance in zip(missing, maps.detach().float().cpu().numpy()):
+                found[key] = self._store(key, relevance)
+        return [found[key] for key in keys]
+
+    def composition(self, layer: str, channel: int, top: int = 5, subject: Subject | None = None) -> CompositionNode:
+        """The composition tree rooted at ``(layer, channel)``, its first level expanded; cached."""
+        subject = subject or self.subject
+        key = (subject.key, "tree", layer, int(channel), top)
+        root = self._cached(key)
+        if root is None:
+            with self.explainer.lock:
+                root = self.explainer.composition(subject.image, layer, int(channel), subject.target, depth=1, top=top)
+            root = self._store(key, root)
+        return root
+
+    def node(self, path: Path, top: int = 5, subject: Subject | None = None) -> CompositionNode:
+        """The tree node at ``path`` ([(layer, channel), ...]), expanding the nodes on the way."""
+        (layer, channel), *rest = path
+        node = self.composition(layer, channel, top, subject)
+        for step in rest:
+            matches = [child for child in node.children if [child.layer, child.channel] == list(step)]
+            if not matches:
+                raise ValueError(f"{list(step)} is not a sub-concept of {node.path[-1]}")
+            node = matches[0]
+        return node
+
+    def path_heatmap(self, path: Path, top: int = 5) -> np.ndarray:
+        """The conditional heatmap (H, W) of a tree path (every concept on it at once); cached."""
+        subject = self.subject
+        if len(path) == 1:
+            (layer, channel), = path
+            return self.conditional(layer, [channel], subject)[0]
+        key = (subject.key, "path", tuple((layer, int(channel)) for layer, channel in path))
+        relevance = self._cached(key)
+        if relevance is None:
+            node = self.node(path, top, subject)
+            relevance = self._store(key, node.heatmap().detach().float().cpu().numpy())
+        return relevance
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    # -- cache -------------------------------------------------------------------------------------
+    def _cached(self, key: tuple) -> Any:
+        with self._cache_lock:
+            value = self._cache.get(key)
+            if value is not None:
+                self._cache.move_to_end(key)
+            return value
+
+    def _store(self, key: tuple, value: Any) -> Any:
+        with self._cache_lock:
+            self._cache[key] = value
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return value

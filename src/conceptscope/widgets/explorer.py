@@ -1,0 +1,126 @@
+"""The explorer: the views wired together around one explained input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets
+import numpy as np
+
+from ._worker import Worker
+from .concepts import ConceptList
+from .controller import Controller
+from .gallery import NeuronGallery
+from .heatmap import HeatmapView
+from .snapshot import save_html
+from .target import TargetView
+from .tree import CompositionTree
+
+
+# Work for the views around the one the user looks at (tree, gallery) waits this long, so that the
+# result asked for reaches the screen first (on 2 busy CPU cores this took the shapes world's
+# click-to-heatmap p50 from ~160 ms to ~75 ms, benchmarks/widgets.py).
+SECONDARY_DELAY = 0.1
+
+
+def _label(path: list[list[Any]]) -> str:
+    return " → ".join(f"{layer} #{channel}" for layer, channel in path)
+
+
+class Explorer(ipywidgets.VBox):
+    """Target selector and prediction, heatmap (with regions), concept list, composition tree and
+    (with an atlas) the neuron gallery, wired so that a selection in one view updates the others.
+
+    All views share one :class:`Controller` (input, target, cached results) and one worker thread.
+    Attributes: ``controller``, ``target``, ``heatmap``, ``concepts``, ``tree``, ``gallery`` (None
+    without an atlas).
+    """
+
+    def __init__(self, explainer: Any, image: Any, *, atlas: Any = None, target: int | None = None,
+                 classes: Any = None, picture: Any = None, layer: str | None = None, k: int = 8, **kwargs: Any):
+        if classes is None and atlas is not None:
+            classes = atlas.classes
+        self._worker = worker = Worker("conceptscope-explorer")
+        self.controller = controller = Controller(explainer, image, target, picture, classes)
+        self._path: list[list[Any]] = []  # the concept path whose heatmap is shown
+        controller.subscribe(self._input_changed)  # first, so the heatmap is recomputed before the rest
+        self.heatmap = HeatmapView(controller.subject.picture, self._full_heatmap(), worker=worker)
+        self.target = TargetView(controller=controller, worker=worker)
+        self.concepts = ConceptList(controller=controller, layer=layer, k=k, worker=worker)
+        self.tree = CompositionTree(controller=controller, worker=worker)
+        self.gallery = None if atlas is None else NeuronGallery(atlas, worker=worker)
+        self.concepts.on("select", self._concept_selected)
+        self.tree.observe(self._node_selected, "selected")
+        self.heatmap.observe(self._region_drawn, "region")
+        if self.gallery is not None:
+            self.gallery.on("pick", self.load)
+        for view in self.views:
+            view.layout.flex = "0 0 auto"  # keep each view's own size; the row wraps instead
+        self.tree.layout.max_width = "100%"
+        row = ipywidgets.HBox([self.heatmap, self.concepts] + ([self.gallery] if self.gallery is not None else []),
+                              layout=ipywidgets.Layout(flex_flow="row wrap", grid_gap="8px 24px"))
+        super().__init__([self.target, row, self.tree], **kwargs)
+
+    @property
+    def views(self) -> list[Any]:
+        """The view widgets of the explorer."""
+        return [v for v in (self.target, self.heatmap, self.concepts, self.tree, self.gallery) if v is not None]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the pending work of every view is done (False on timeout)."""
+        return self._worker.wait_idle(timeout)
+
+    # -- changes of the input --------------------------------------------------------------------------
+    def load(self, index: int) -> None:
+        """Explain item ``index`` of the atlas' dataset (a clicked reference) instead of the current input."""
+        dataset = self.gallery.atlas.dataset
+        item = dataset[index]
+        image = item[0] if isinstance(item, (tuple, list)) else item
+        raw_image = getattr(dataset, "raw_image", None)
+        picture = None if raw_image is None else np.asarray(raw_image(index))
+        with self._worker.lock:
+            self.heatmap.region = []  # a region drawn on the old image means nothing on the new one
+            self.controller.set_input(image, picture)
+
+    def set_target(self, target: int | None) -> None:
+        """Explain the class ``target`` (None: the predicted class)."""
+        with self._worker.lock:
+            self.controller.set_target(target)
+
+    def _full_heatmap(self) -> np.ndarray:
+        return self.controller.explanation().heatmap.detach().float().cpu().numpy()
+
+    def _input_changed(self) -> None:
+        """New input or target: new heatmap; the shown concept keeps its root (the tree resets to it)."""
+        picture = self.controller.subject.picture
+        self.heatmap.push("heatmap", lambda: self.heatmap.heatmap_state(self._full_heatmap(), picture))
+        if self._path:
+            self._show(self._path[:1], force=True)
+
+    # -- selections ---------------------------------------------------------------------------------------
+    def _concept_selected(self, layer: str, channel: int) -> None:
+        self._show([[layer, channel]])
+        self.tree.set_root(layer, channel, delay=SECONDARY_DELAY)
+
+    def _node_selected(self, change: dict) -> None:
+        if change["new"]:
+            self._show(change["new"])
+
+    def _show(self, path: list[list[Any]], force: bool = False) -> None:
+        """Show the conditional heatmap of ``path`` and the gallery of its last concept."""
+        if path == self._path and not force:
+            return
+        previous, self._path = self._path, path
+        controller, heatmap = self.controller, self.heatmap
+        heatmap.push("concept", lambda: heatmap.concept_state(controller.path_heatmap(path), _label(path)))
+        if self.gallery is not None and (not previous or previous[-1] != path[-1]):
+            self.gallery.show(*path[-1], delay=SECONDARY_DELAY)
+
+    def _region_drawn(self, change: dict) -> None:
+        self.concepts.set_region(change["new"])
+
+    # -- export -------------------------------------------------------------------------------------------
+    def save_html(self, path: Any) -> Any:
+        """Write a standalone HTML snapshot of the explorer as it looks now (no kernel or network needed); returns
+        the path."""
+        return save_html(self, path)

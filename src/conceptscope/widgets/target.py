@@ -1,0 +1,49 @@
+"""TargetView: the prediction's top classes and a selector of the class to explain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets
+
+from ._protocol import ProtocolError, RequestWidget, request
+from .controller import Controller
+
+
+class TargetView(RequestWidget):
+    """The ``k`` most probable classes (bars) and the explained ``target``; choosing another class
+    (a bar or the dropdown) explains the input for that class.
+
+    Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
+    """
+
+    _view = "target"
+
+    classes = traitlets.List(traitlets.Unicode(), help="Names of all classes.").tag(sync=True)
+    predictions = traitlets.List(traitlets.Dict(), help="[{index, name, probability}] of the top classes.").tag(sync=True)
+    target = traitlets.Int(-1, help="The explained class.").tag(sync=True)
+    predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
+    k = traitlets.Int(5, min=1, help="How many top classes are shown.").tag(sync=True)
+
+    def __init__(self, explainer: Any = None, image: Any = None, *, target: int | None = None, k: int = 5,
+                 picture: Any = None, classes: Any = None, controller: Controller | None = None, **kwargs: Any):
+        self.controller = controller or Controller(explainer, image, target, picture, classes)
+        super().__init__(k=k, **kwargs)
+        self.controller.subscribe(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Show the prediction of the current input and target."""
+        self.push("predictions", self._state)
+
+    def _state(self) -> dict[str, Any]:
+        found = self.controller.predictions(self.k)
+        return {"classes": found["classes"], "predictions": found["top"], "target": found["target"],
+                "predicted": found["predicted"]}
+
+    @request("target", target=int)
+    def _on_target(self, target: int) -> dict[str, Any]:
+        if not 0 <= target < len(self.classes):
+            raise ProtocolError(f"target {target} is not a class (0..{len(self.classes) - 1})")
+        self.controller.set_target(None if target == self.predicted else target)
+        return {"type": "target_set", "target": target}

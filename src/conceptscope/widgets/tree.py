@@ -1,0 +1,78 @@
+"""CompositionTree: a concept and the lower-layer concepts it is made of, expanded on click."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import traitlets
+
+from ..render import COLORMAPS, encode_png, heatmap_png
+from ._protocol import ProtocolError, RequestWidget, request
+from .controller import Controller
+
+
+def _finite(tree: dict[str, Any]) -> dict[str, Any]:
+    """A tree dict with non-finite numbers (a share of a zero-relevance parent) as None, for JSON."""
+    fix = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in tree.items()}
+    if tree["children"] is not None:
+        fix["children"] = [_finite(child) for child in tree["children"]]
+    return fix
+
+
+class CompositionTree(RequestWidget):
+    """The composition tree of concept (``layer``, ``channel``): sub-concepts in lower layers with
+    their relevance shares. Clicking a node expands it (computing its ``top`` sub-concepts), selects
+    it (``selected``, its path) and shows its conditional heatmap.
+
+    Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
+    """
+
+    _view = "tree"
+
+    tree = traitlets.Dict(help="The tree computed so far: {layer, channel, relevance, share, path, children}.").tag(sync=True)
+    selected = traitlets.List(help="Path [[layer, channel], ...] of the selected node, or [].").tag(sync=True)
+    image_png = traitlets.Bytes(help="The explained picture (PNG).").tag(sync=True)
+    heatmap_png = traitlets.Bytes(help="Conditional heatmap of the selected node (PNG).").tag(sync=True)
+    top = traitlets.Int(5, min=1, help="Sub-concepts per expanded node.").tag(sync=True)
+    colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the heatmap.")
+
+    def __init__(self, explainer: Any = None, image: Any = None, layer: str | None = None, channel: int | None = None,
+                 *, target: int | None = None, top: int = 5, picture: Any = None, classes: Any = None,
+                 controller: Controller | None = None, **kwargs: Any):
+        self.controller = controller or Controller(explainer, image, target, picture, classes)
+        super().__init__(top=top, **kwargs)
+        self.controller.subscribe(self._reroot)
+        if layer is not None and channel is not None:
+            self.set_root(layer, channel)
+
+    def set_root(self, layer: str, channel: int, delay: float = 0.0) -> None:
+        """Show the tree of concept (``layer``, ``channel``), its root selected (computed after ``delay`` s)."""
+        path = [[layer, int(channel)]]
+        with self._lock:
+            self.push("tree", lambda: {"image_png": encode_png(self.controller.subject.picture), **self._state(path)},
+                      delay=delay)
+
+    def _reroot(self) -> None:
+        """The input or target changed: the same root concept, recomputed."""
+        if self.tree:
+            self.set_root(self.tree["layer"], self.tree["channel"])
+
+    def _state(self, path: list[list[Any]]) -> dict[str, Any]:
+        controller = self.controller
+        node = controller.node(path, self.top)
+        node.children  # expand the node (computed once, kept in the cached tree)
+        root = controller.composition(*path[0], self.top)
+        return {"tree": _finite(root.to_dict()), "selected": path,
+                "heatmap_png": heatmap_png(controller.path_heatmap(path, self.top), self.colormap)}
+
+    @request("expand", work="tree", path=list)
+    def _on_expand(self, path: list) -> dict[str, Any]:
+        if not path or not all(
+            isinstance(step, list) and len(step) == 2 and isinstance(step[0], str)
+            and isinstance(step[1], int) and not isinstance(step[1], bool) for step in path
+        ):
+            raise ProtocolError(f"path must be a non-empty list of [layer, channel] pairs; got {path!r}")
+        if not self.tree or path[0] != [self.tree["layer"], self.tree["channel"]]:
+            raise ProtocolError(f"path {path!r} does not start at the tree's root")
+        return self._state(path)

@@ -1,0 +1,55 @@
+import { afterEach, describe, expect, it } from "vitest";
+import view from "../../js/target.js";
+import { createFakeModel } from "./fake_model.js";
+
+const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
+let cleanup;
+afterEach(() => cleanup?.());
+
+async function setup() {
+  const model = createFakeModel({
+    classes: ["cat", "dog", "fox"],
+    predictions: [
+      { index: 1, name: "dog", probability: 0.75 },
+      { index: 2, name: "fox", probability: 0.2 },
+    ],
+    target: 1,
+    predicted: 1,
+    busy: false,
+    error: "",
+  });
+  const el = document.createElement("div");
+  cleanup = view.render({ model, el });
+  await flush();
+  return { model, q: (s) => el.querySelector(s), items: () => [...el.querySelectorAll(".cs-class")] };
+}
+
+describe("TargetView front end", () => {
+  it("shows the top classes with probabilities and marks the explained one", async () => {
+    const { items, q } = await setup();
+    expect(items().map((i) => i.textContent)).toEqual(["dog 75.0 %", "fox 20.0 %"]);
+    expect(items().map((i) => i.getAttribute("aria-pressed"))).toEqual(["true", "false"]);
+    expect(items()[0].querySelector(".cs-bar span").style.width).toBe("75%");
+    expect([...q("select").options].map((o) => o.textContent)).toEqual(["cat", "dog (predicted)", "fox"]);
+    expect(q("select").value).toBe("1");
+  });
+
+  it("asks to explain another class from a bar or the dropdown", async () => {
+    const { model, items, q } = await setup();
+    items()[1].click();
+    q("select").value = "0";
+    q("select").dispatchEvent(new Event("change"));
+    expect(model.sent.map(({ type, target }) => [type, target])).toEqual([
+      ["target", 2],
+      ["target", 0],
+    ]);
+  });
+
+  it("follows the target Python explains", async () => {
+    const { model, items, q } = await setup();
+    model.set("target", 2);
+    await flush();
+    expect(items().map((i) => i.getAttribute("aria-pressed"))).toEqual(["false", "true"]);
+    expect(q("select").value).toBe("2");
+  });
+});
