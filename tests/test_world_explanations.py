@@ -9,7 +9,7 @@ import conceptscope as cs
 from conceptscope.models import canonizers_for
 from conceptscope.world.evaluation import relevance_in_masks
 
-from .helpers import assert_unchanged, model_state
+from .helpers import assert_unchanged, model_state, relative_error
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +57,30 @@ def test_explaining_leaves_the_world_model_unchanged(world, test_set):
     with pytest.raises(ValueError, match="classes"):
         xp.heatmap(test_set[0][:4], target=len(world.classes))
     assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("arch,layer", [("vgg", "features.15"), ("resnet", "layer3")])
+def test_conditional_heatmaps_conserve_on_shipped_models(world, test_set, arch, layer):
+    """Summed over all channels of a layer, the conditional heatmaps are the heatmap (float64)."""
+    model = world.load_model(arch).double()
+    explanation = cs.Explainer(model).explain(test_set[0][0].double(), layers=[layer])
+    channels = explanation.activations[layer].shape[0]
+    total = explanation.conditional_heatmaps(layer, range(channels)).sum(0)
+    assert relative_error(total, explanation.heatmap) <= 1e-5
+
+
+@pytest.mark.parametrize("arch,layer", [("model", "features.15"), ("resnet", "layer3.0.conv2")])
+def test_top_concepts_are_on_the_evidence(world, arch, layer):
+    """The conditional heatmaps of the 3 concepts ranked highest for the prediction put their positive relevance on
+    the class-defining objects: >= 40 % of it on ~7 % of the image (measured: ~50 % on 50 images)."""
+    dataset = world.dataset("test", n=20, seed=4242)
+    xp = cs.Explainer(getattr(world, arch))
+    inside, area = [], []
+    for i in range(len(dataset)):
+        explanation = xp.explain(dataset[i][0])
+        top = [concept.channel for concept in explanation.top_concepts(layer, k=3)]
+        share, covered = relevance_in_masks(explanation.conditional_heatmaps(layer, top),
+                                            np.repeat(dataset.evidence_mask(i)[None], len(top), 0))
+        inside.append(share.mean())
+        area.append(covered.mean())
+    assert np.mean(inside) >= 0.4 and np.mean(inside) >= 3 * np.mean(area)

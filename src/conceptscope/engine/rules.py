@@ -24,6 +24,9 @@ _CONV_INPUT_GRADS = {
 }
 
 
+_AFFINE = (*_CONV_INPUT_GRADS, torch.nn.Linear)
+
+
 class UnsupportedRuleError(TypeError):
     """Raised for a zennit rule that is not linear in the upper relevance (e.g. guided backprop)."""
 
@@ -50,12 +53,23 @@ class LinearizedRule:
         """The module's forward pass under the k-th modifiers (``forward`` directly: no hooks run)."""
         return self.hook.output_modifiers[k](self.modified[k].forward(input))
 
+    def _forward_or_bias(self, k, input, like):
+        """``_forward(k, input)``, skipping the convolution or matrix product when ``input`` is all zero (e.g. the
+        negative part of a ReLU output): then the output is the (modified) bias alone."""
+        module = self.modified[k]
+        if type(module) not in _AFFINE or bool(input.any()):
+            return self._forward(k, input)
+        output = torch.zeros_like(like)
+        if module.bias is not None:
+            output = output + module.bias.reshape((-1,) if type(module) is torch.nn.Linear else (-1, *[1] * (like.dim() - 2)))
+        return self.hook.output_modifiers[k](output)
+
     def coefficients(self, input, output):
         """The non-zero terms ``[(k, a_k, b_k)]`` of the rule for this forward pass."""
         hook = self.hook
         with torch.no_grad():
             inputs = [modifier(input) for modifier in hook.input_modifiers]
-            outputs = [self._forward(k, x) for k, x in enumerate(inputs)]
+            outputs = [self._forward_or_bias(k, x, output) for k, x in enumerate(inputs)]
             scales = hook.gradient_mapper(torch.ones_like(output), outputs)
             if isinstance(scales, torch.Tensor):
                 scales = [scales]
