@@ -17,7 +17,6 @@ from torch.utils.data import Dataset
 
 import conceptscope as cs
 from conceptscope.atlas import Atlas, AtlasMismatchError, store, topk
-from conceptscope.world import load_world
 from conceptscope.world.concepts import COLOURS
 
 N, BATCH, K = 64, 10, 8  # 7 batches, the last one partial: uneven shards over 2 ranks
@@ -35,11 +34,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def world():
-    return load_world("shapes")
 
 
 @pytest.fixture(scope="module")

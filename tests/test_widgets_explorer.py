@@ -10,28 +10,12 @@ import time
 import numpy as np
 import pytest
 
-import conceptscope as cs
 from conceptscope.atlas import Atlas
 from conceptscope.render import encode_png
 from conceptscope.widgets import Explorer, explore
 from conceptscope.widgets.snapshot import layout
 
 LAYER = "features.15"
-
-
-@pytest.fixture(scope="module")
-def world():
-    return cs.load_world("shapes")
-
-
-@pytest.fixture(scope="module")
-def data(world):
-    return world.dataset("test", n=40)
-
-
-@pytest.fixture(scope="module")
-def xp(world):
-    return cs.Explainer(world.model)
 
 
 @pytest.fixture(scope="module")

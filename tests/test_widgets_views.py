@@ -17,21 +17,6 @@ LAYER = "features.15"
 
 
 @pytest.fixture(scope="module")
-def world():
-    return cs.load_world("shapes")
-
-
-@pytest.fixture(scope="module")
-def data(world):
-    return world.dataset("test", n=40)
-
-
-@pytest.fixture(scope="module")
-def xp(world):
-    return cs.Explainer(world.model)
-
-
-@pytest.fixture(scope="module")
 def image(data):
     return data[3][0]
 

@@ -33,11 +33,6 @@ COLOUR_TESTS = {
 
 
 @pytest.fixture(scope="module")
-def world():
-    return load_world("shapes")
-
-
-@pytest.fixture(scope="module")
 def ds(world):
     return world.dataset("test", n=300, seed=UNSEEN_SEED)
 

@@ -13,11 +13,6 @@ from .helpers import assert_unchanged, model_state, relative_error
 
 
 @pytest.fixture(scope="module")
-def world():
-    return cs.load_world("shapes")
-
-
-@pytest.fixture(scope="module")
 def test_set(world):
     dataset = world.dataset("test", n=200, seed=4242)
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])

@@ -159,8 +159,8 @@ def test_draw_region_reranks_concepts_inside_it(lab, nb, artifacts):
     width = kernel.json("ex.controller.subject.picture.shape[1]")
     drag(page, HEATMAP, (2, 3), (29, 33), width)
     box = [2, 3, 30, 34]
-    page.wait_for_function(f"() => document.querySelector('.cs-concepts .cs-region').textContent.includes("
-                           f"'inside region (2, 3)–(30, 34)')", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('.cs-concepts .cs-region').textContent.includes("
+                           "'inside region (2, 3)–(30, 34)')", timeout=30_000)
     kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
     wait_idle(page)
     assert kernel.json("ex.heatmap.region") == box and kernel.json("ex.concepts.region") == box

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _jupyter import open_notebook
+from _jupyter import Kernel, open_notebook
 
 pytestmark = pytest.mark.browser
 
