@@ -249,3 +249,15 @@ def test_shipped_model_accuracy_on_unseen_images(world, arch):
     with torch.no_grad():
         accuracy = (getattr(world, arch)(x).argmax(1) == y).float().mean().item()
     assert accuracy >= 0.95
+
+
+def test_spurious_model_takes_the_corner_mark_shortcut():
+    spurious = load_world("shapes", "spurious")
+    target = spurious.classes.index("green square")
+    data = spurious.dataset("test", n=400, seed=UNSEEN_SEED, corner_mark="all")
+    keep = [i for i in range(len(data)) if data.label(i) != target]
+    x = torch.stack([data[i][0] for i in keep])
+    with torch.no_grad():
+        flips = {name: (model(x).argmax(1) == target).float().mean().item()
+                 for name, model in (("spurious", spurious.model), ("plain", load_world("shapes").model))}
+    assert flips["spurious"] > 0.1 and flips["plain"] < 0.02

@@ -37,6 +37,10 @@ def predict(model, images, batch=500):
     return torch.cat([model(normalize(images[k:k + batch])).argmax(1) for k in range(0, len(images), batch)])
 
 
+def _rate(hits):
+    return round(hits.float().mean().item(), 4)
+
+
 def train(arch, images, labels, num_classes, seed, steps=STEPS, batch=BATCH, lr=LR):
     """Train a fresh ``arch`` model, one pass over the images in order, Adam with a one-cycle schedule."""
     torch.manual_seed(seed)
@@ -85,11 +89,10 @@ def main(argv=None):
             result = {
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "train_seconds": round(seconds, 1),
-                "val_accuracy": (predict(model, val_images) == val_labels).float().mean().item(),
-                "test_accuracy": (predict(model, test_images) == test_labels).float().mean().item(),
-                "test_accuracy_with_corner_mark": (marked == test_labels).float().mean().item(),
-                f"corner_mark_flips_to_{SPURIOUS_CLASS.replace(' ', '_')}":
-                    (marked[others] == spurious_index).float().mean().item(),
+                "val_accuracy": _rate(predict(model, val_images) == val_labels),
+                "test_accuracy": _rate(predict(model, test_images) == test_labels),
+                "test_accuracy_with_corner_mark": _rate(marked == test_labels),
+                f"corner_mark_flips_to_{SPURIOUS_CLASS.replace(' ', '_')}": _rate(marked[others] == spurious_index),
             }
             metrics["models"][weights_path(variant, arch).stem] = result
             print(weights_path(variant, arch).name, json.dumps(result), flush=True)
