@@ -195,3 +195,15 @@ def open_notebook(lab: Lab, page, name: str, cells: list[str], ready: str, ui: s
     page.wait_for_selector(ready, timeout=timeout)
     [session] = [s for s in lab.api("/api/sessions") if s["path"] == name]
     return Kernel(lab, session)
+
+
+@contextlib.contextmanager
+def notebook_page(lab: Lab, browser, name: str, cells: list[str], ready: str, viewport: dict):
+    """A fresh browser page showing notebook ``name`` with ``cells`` run; yields ``(page, kernel)`` and closes both."""
+    context = browser.new_context(viewport=viewport)
+    kernel = open_notebook(lab, context.new_page(), name, cells, ready)
+    try:
+        yield context.pages[0], kernel
+    finally:
+        kernel.close()
+        context.close()

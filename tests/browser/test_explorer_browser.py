@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _jupyter import open_notebook
+from _jupyter import notebook_page, open_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -47,14 +47,9 @@ KERNEL_TIMEOUT = 30
 @pytest.fixture(scope="module")
 def notebook(lab, browser):
     """One explorer notebook per comm mode, shared by the interaction checks."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1500})
-    page = context.new_page()
-    kernel = open_notebook(lab, page, "explorer.ipynb", [SETUP, ATLAS, SHOW], READY)
-    try:
-        yield page, kernel
-    finally:
-        kernel.close()
-        context.close()
+    with notebook_page(lab, browser, "explorer.ipynb", [SETUP, ATLAS, SHOW], READY,
+                       {"width": 1400, "height": 1500}) as session:
+        yield session
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _jupyter import Kernel, open_notebook
+from _jupyter import Kernel, notebook_page
 
 pytestmark = pytest.mark.browser
 
@@ -39,14 +39,9 @@ view
 @pytest.fixture(scope="module")
 def notebook(lab, browser):
     """One notebook with the view per comm mode, shared by the tests (each resets what it changes)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 800})
-    page = context.new_page()
-    kernel = open_notebook(lab, page, "heatmap.ipynb", [SETUP, RELEVANCE, SHOW], ".cs-heatmap canvas:not([data-frame='0'])")
-    try:
-        yield page, kernel
-    finally:
-        kernel.close()
-        context.close()
+    with notebook_page(lab, browser, "heatmap.ipynb", [SETUP, RELEVANCE, SHOW],
+                       ".cs-heatmap canvas:not([data-frame='0'])", {"width": 1200, "height": 800}) as session:
+        yield session
 
 
 @pytest.fixture
