@@ -230,9 +230,9 @@ def _is_plain_max_pool(module):
 
 
 def _max_pool_with_switches(module, input):
-    output, switches = F.max_pool2d(input, module.kernel_size, module.stride, module.padding, module.dilation,
-                                    module.ceil_mode, return_indices=True)
-    return output, switches
+    """The max pooling's output and the input position each output came from."""
+    return F.max_pool2d(input, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode,
+                        return_indices=True)
 
 
 def _max_unpool(grad, switches, input_shape):
