@@ -17,14 +17,8 @@ import torch
 from zennit.core import BasicHook, ParamMod
 from zennit.rules import Pass
 
-_CONV_INPUT_GRADS = {
-    torch.nn.Conv1d: torch.nn.grad.conv1d_input,
-    torch.nn.Conv2d: torch.nn.grad.conv2d_input,
-    torch.nn.Conv3d: torch.nn.grad.conv3d_input,
-}
-
-
-_AFFINE = (*_CONV_INPUT_GRADS, torch.nn.Linear)
+_CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+_AFFINE = (*_CONVS, torch.nn.Linear)
 
 
 class UnsupportedRuleError(TypeError):
@@ -83,21 +77,35 @@ class LinearizedRule:
                     terms.append((k, weight, scale))
         return terms
 
-    def vjp(self, terms, grad, input_shape):
-        """Relevance at the module's input for upper relevance ``grad`` (N, ...), given this pass's ``terms``."""
+    def vjp(self, terms, grad, input_shape, factor=None):
+        """Relevance at the module's input for upper relevance ``factor * grad`` (``grad`` (N, ...), ``factor`` None
+        or broadcastable to it), given this pass's ``terms``.
+
+        A rule of one term returns ``(J^T(b * factor * grad), a)`` with ``a`` not yet applied, so that the caller can
+        merge it into the next rule's multiply (each elementwise pass over N relevance vectors costs as much memory
+        traffic as a small convolution); otherwise ``(relevance, None)``.
+        """
+        if len(terms) == 1:
+            k, weight, scale = terms[0]
+            scale = scale if factor is None else scale * factor
+            return self._transpose(k, scale * grad, input_shape), weight
+        if factor is not None:
+            grad = factor * grad
         result = None
         for k, weight, scale in terms:
             term = weight * self._transpose(k, scale * grad, input_shape)
             result = term if result is None else result + term
-        return torch.zeros(input_shape, dtype=grad.dtype, device=grad.device) if result is None else result
+        return torch.zeros(input_shape, dtype=grad.dtype, device=grad.device) if result is None else result, None
 
     def _transpose(self, k, grad, input_shape):
         """``J_k^T grad``: a transposed convolution or matrix product, or autograd for other linear modules."""
         module = self.modified[k]
-        conv_input_grad = _CONV_INPUT_GRADS.get(type(module))
-        if conv_input_grad is not None and not isinstance(module.padding, str) and module.padding_mode == "zeros":
-            return conv_input_grad(input_shape, module.weight, grad, module.stride, module.padding, module.dilation,
-                                   module.groups)
+        if type(module) in _CONVS and not isinstance(module.padding, str) and module.padding_mode == "zeros":
+            # an empty input of the right shape: torch.nn.grad.convNd_input passes an expanded scalar instead, which
+            # the convolution copies into a full tensor on every call
+            return torch.ops.aten.convolution_backward(
+                grad, grad.new_empty(input_shape), module.weight, None, module.stride, module.padding,
+                module.dilation, False, [0] * (module.weight.dim() - 2), module.groups, (True, False, False))[0]
         if type(module) is torch.nn.Linear:
             return grad @ module.weight
         with torch.enable_grad():
@@ -114,8 +122,8 @@ class PassRule:
         return ()
 
     @staticmethod
-    def vjp(terms, grad, input_shape):
-        return grad
+    def vjp(terms, grad, input_shape, factor=None):
+        return grad, factor
 
 
 def linearize(hook, module):
