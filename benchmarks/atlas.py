@@ -2,21 +2,33 @@
 references of concept channels in the shapes world show that concept.
 
     python benchmarks/atlas.py [--device cpu|cuda] [--threads 2] [--repeat 3] [--vgg-repeat 1] [--skip-vgg]
-                               [--concept-samples 512]
+                               [--concept-samples 512] [--vgg-samples 16]
+                               [--reference-python /work/refvenvs/crp/bin/python [--reference-repeat 3]
+                                [--reference-only]]
 
 Speed (writes benchmarks/results/atlas_<device>.json): samples/s of a full build (streaming, top-k merge, class
 statistics, final checkpoint) of torchvision VGG16 (random weights, 224 px, 16 synthetic images) and the shapes CNN
-(64 px, 256 images), recording 1 layer, 4 layers in one pass, and the naive scheme of one build per layer (4 passes);
-median of ``--repeat`` runs (``--vgg-repeat`` for VGG16, minutes per run on CPU). Target: 4 layers in one pass cost at
-most 1.3x one layer. CPU seconds are reported next to wall seconds: on a shared machine they vary far less.
+(64 px, 256 images), recording each of 4 layers alone, the 4 in one pass, and the naive scheme of one build per layer
+(4 passes); median of ``--repeat`` runs (``--vgg-repeat`` for VGG16, minutes per run on CPU). The backward pass stops
+at the lowest recorded layer, so the 4 layers in one pass are compared with the lowest alone (target: at most 1.3x). CPU seconds are reported next to wall seconds: on a shared machine they vary far less.
 
 Concepts (writes benchmarks/results/atlas_concepts.json): for each colour, shape and texture of the shapes world, the
 channel of a layer whose activation best separates images with and without the concept (ground-truth masks); the share
 of its top-16 RelMax references whose image contains the concept, whose relevance crop box contains it, and the share of
 all images containing it (the base rate).
+
+Reference (``--reference-python``, CPU only): the same VGG16, images, k, batch size and thread count built by
+zennit-crp's ``FeatureVisualization.run`` (``benchmarks/reference/zennit_crp_featvis.py``, run by that python, e.g. a
+separate venv with zennit-crp, which pins zennit <= 0.4.6), for 1 layer and for the 4 layers. Our build and the
+reference's run alternate (ours, reference, ours, ...; ``--reference-repeat`` pairs per scheme) so that load from other
+jobs on a shared machine hits both alike; the rows give the medians and "vs reference" = our samples/s over the
+reference's (target: >= 2), and the same for CPU seconds. The rows join the speed table; with ``--reference-only``
+nothing else is measured and they go to benchmarks/results/atlas_reference_<device>.json.
 """
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +47,11 @@ from conceptscope.atlas import Atlas  # noqa: E402
 from conceptscope.world import load_world  # noqa: E402
 from conceptscope.world.concepts import COLOURS, SHAPES, TEXTURES  # noqa: E402
 
+REFERENCE = Path(__file__).parent / "reference" / "zennit_crp_featvis.py"
+VGG_LAYERS = ["features.14", "features.21", "features.24", "features.28"]
+VGG_BATCH = 8
+K = 16
+
 
 def build_seconds(explainer, dataset, layers, batch_size, repeat):
     """Median wall and CPU seconds of a fresh build into a new directory (CPU time: this process's work, which
@@ -44,24 +61,75 @@ def build_seconds(explainer, dataset, layers, batch_size, repeat):
     def run():
         start = time.process_time()
         with tempfile.TemporaryDirectory() as path:
-            Atlas.build(explainer, dataset, layers, path, k=16, batch_size=batch_size, checkpoint_every=10 ** 6,
+            Atlas.build(explainer, dataset, layers, path, k=K, batch_size=batch_size, checkpoint_every=10 ** 6,
                         progress=False)
         cpu.append(time.process_time() - start)
     return timed(run, repeat=repeat, warmup=0), statistics.median(cpu)
 
 
 def speed_rows(name, explainer, dataset, layers, batch_size, repeat):
+    """Seconds of a build recording ``layers`` (lowest first) in one pass, against each layer alone and their sum
+    (one pass per layer). The backward pass stops at the lowest recorded layer, so "vs 1 layer" compares with that
+    layer alone: what recording the others costs on top."""
     batch = torch.stack([dataset[i][0] for i in range(batch_size)])
     explainer.attribute(batch, None, layers)  # warm-up: allocator, kernels' first calls
-    one = build_seconds(explainer, dataset, layers[-1:], batch_size, repeat)
-    four = build_seconds(explainer, dataset, layers, batch_size, repeat)
     passes = [build_seconds(explainer, dataset, [layer], batch_size, repeat) for layer in layers]
+    four = build_seconds(explainer, dataset, layers, batch_size, repeat)
     naive = tuple(sum(times) for times in zip(*passes))
+    one = passes[0]
     rows = []
-    for scheme, (wall, cpu) in (("1 layer", one), ("4 layers, one pass", four), ("4 layers, 4 passes", naive)):
+    for scheme, (wall, cpu) in ((f"1 layer ({layers[0]}, lowest)", one), (f"1 layer ({layers[-1]}, deepest)",
+                                passes[-1]), ("4 layers, one pass", four), ("4 layers, 4 passes", naive)):
         rows.append({"model": name, "scheme": scheme, "seconds": wall, "samples/s": len(dataset) / wall,
                      "vs 1 layer": wall / one[0], "cpu s": cpu, "cpu vs 1 layer": cpu / one[1]})
     return rows
+
+
+def vgg16(device, samples):
+    """VGG16 with random weights and ``samples`` random 224 px images with random labels, made exactly as
+    benchmarks/reference/zennit_crp_featvis.py makes them (same seed and order: same weights and images)."""
+    torch.manual_seed(0)
+    vgg = cs.Explainer(torchvision.models.vgg16(weights=None).eval().to(device))
+    images = TensorDataset(torch.randn(samples, 3, 224, 224), torch.randint(0, 1000, (samples,)))
+    return vgg, images
+
+
+def reference_seconds(python, layers, samples, threads):
+    """Wall and CPU seconds of zennit-crp's FeatureVisualization.run, from the reference script run by ``python``."""
+    command = [python, str(REFERENCE), "--layers", ",".join(layers), "--n", str(samples), "--batch", str(VGG_BATCH),
+               "--k", str(K), "--threads", str(threads)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"reference run failed ({' '.join(command)}):\n{result.stderr[-3000:]}")
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    return found["seconds"], found["cpu_seconds"], found
+
+
+def reference_rows(args, device):
+    """Ours vs zennit-crp's FeatureVisualization on VGG16, 1 layer and 4 layers, measured alternately."""
+    vgg, images = vgg16(device, args.vgg_samples)
+    threads = torch.get_num_threads()
+    vgg.attribute(torch.stack([images[i][0] for i in range(VGG_BATCH)]), None, VGG_LAYERS)  # warm-up
+    rows, runs, info = [], {}, None
+    for scheme, layers in (("1 layer", VGG_LAYERS[-1:]), ("4 layers, one pass", VGG_LAYERS)):
+        ours, theirs = [], []
+        for _ in range(args.reference_repeat):
+            ours.append(build_seconds(vgg, images, layers, VGG_BATCH, 1))
+            *seconds, info = reference_seconds(args.reference_python, layers, len(images), threads)
+            theirs.append(seconds)
+            print(f"{scheme}: ours {ours[-1][0]:.1f} s (cpu {ours[-1][1]:.1f}), zennit-crp {seconds[0]:.1f} s "
+                  f"(cpu {seconds[1]:.1f})", file=sys.stderr, flush=True)
+        wall, cpu = (statistics.median(run[0] for run in ours), statistics.median(run[1] for run in ours))
+        ref_wall, ref_cpu = (statistics.median(run[0] for run in theirs), statistics.median(run[1] for run in theirs))
+        rows.append({"model": "VGG16 224px", "scheme": f"{scheme} vs zennit-crp", "seconds": wall,
+                     "samples/s": len(images) / wall, "cpu s": cpu, "reference s": ref_wall,
+                     "reference samples/s": len(images) / ref_wall, "reference cpu s": ref_cpu,
+                     "vs reference": ref_wall / wall, "cpu vs reference": ref_cpu / cpu})
+        runs[scheme] = {"ours (wall s, cpu s)": [list(run) for run in ours], "reference (wall s, cpu s)": theirs}
+    meta = {"reference": "zennit-crp FeatureVisualization.run", "reference python": args.reference_python,
+            "reference torch": info["torch"], "zennit-crp": info["zennit_crp"], "samples": len(images),
+            "batch": VGG_BATCH, "k": K, "threads": threads, "pairs": args.reference_repeat, "runs": runs}
+    return rows, meta
 
 
 def speed(args, device):
@@ -70,13 +138,15 @@ def speed(args, device):
     shapes = cs.Explainer(world.model.to(device))
     rows += speed_rows("shapes CNN 64px", shapes, world.dataset("test", 256), ["features.4", "features.8",
                        "features.11", "features.15"], 64, args.repeat)
+    meta = {"device": device.type}
     if not args.skip_vgg:
-        torch.manual_seed(0)
-        vgg = cs.Explainer(torchvision.models.vgg16(weights=None).eval().to(device))
-        images = TensorDataset(torch.randn(16, 3, 224, 224), torch.randint(0, 1000, (16,)))
-        rows += speed_rows("VGG16 224px", vgg, images, ["features.14", "features.21", "features.24", "features.28"],
-                           8, args.vgg_repeat)
-    report(f"atlas_{device.type}", rows, {"device": device.type})
+        vgg, images = vgg16(device, args.vgg_samples)
+        rows += speed_rows("VGG16 224px", vgg, images, VGG_LAYERS, VGG_BATCH, args.vgg_repeat)
+        if args.reference_python:
+            found, reference_meta = reference_rows(args, device)
+            rows += found
+            meta.update(reference_meta)
+    report(f"atlas_{device.type}", rows, meta)
 
 
 def concept_channel(activation, present):
@@ -126,10 +196,23 @@ def main():
     parser.add_argument("--vgg-repeat", type=int, default=1)
     parser.add_argument("--skip-vgg", action="store_true")
     parser.add_argument("--concept-samples", type=int, default=512)
+    parser.add_argument("--vgg-samples", type=int, default=16, help="random 224 px images for the VGG16 builds")
+    parser.add_argument("--reference-python", default=None,
+                        help="python of a venv with zennit-crp: also time its FeatureVisualization on the same VGG16")
+    parser.add_argument("--reference-repeat", type=int, default=3, help="alternating (ours, reference) pairs")
+    parser.add_argument("--reference-only", action="store_true", help="measure only ours vs the reference")
     args = parser.parse_args()
+    if args.reference_python and args.device != "cpu":
+        parser.error("--reference-python compares on CPU only (--device cpu)")
+    if args.reference_only and not args.reference_python:
+        parser.error("--reference-only needs --reference-python")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.reference_only:
+        rows, meta = reference_rows(args, device)
+        report(f"atlas_reference_{device.type}", rows, {"device": device.type, **meta})
+        return
     speed(args, device)
     concepts(args, device)
 

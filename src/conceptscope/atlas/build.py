@@ -97,14 +97,14 @@ def _check_arguments(explainer, dataset, layers, k, modes, batch_size, target, c
 
 
 def _probe(explainer, dataset, layers, target):
-    """Explain item 0 to learn the image shape, the channels of each layer and the number of classes."""
-    image, label = split_item(dataset[0], 0, target)
+    """Run item 0 forward to learn the image shape, the channels of each layer and the number of classes."""
+    image, _ = split_item(dataset[0], 0, target)
     try:
-        attribution = explainer.attribute(image[None], None if label is None else [label], layers)
+        logits, activations = explainer.forward(image[None], layers)
     except (TypeError, ValueError) as error:
         raise type(error)(f"dataset item 0 cannot be explained: {error}") from error
-    channels = {layer: int(attribution.relevances[layer].shape[1]) for layer in layers}
-    return tuple(image.shape), channels, int(attribution.logits.shape[1])
+    channels = {layer: int(activations[layer].shape[1]) for layer in layers}
+    return tuple(image.shape), channels, int(logits.shape[1])
 
 
 def _open(path, explainer, dataset, config, batch_size, empty):
@@ -165,7 +165,7 @@ def build_atlas(explainer, dataset, layers, path, k=32, modes=MODES, batch_size=
     for round_ in range(rounds):
         if round_ < len(sampler):
             indices, images, labels = next(loader)
-            attribution = explainer.attribute(images, labels if target == "label" else None, layers)
+            attribution = explainer.attribute(images, labels if target == "label" else None, layers, heatmaps=False)
             state.update(indices, attribution)
         ended = min(n, done + (round_ + 1) * size * batch_size)
         bar.update(ended - bar.n)

@@ -84,6 +84,8 @@ class AtlasState:
     @staticmethod
     def merge(states):
         """One state holding the statistics of all ``states`` (disjoint sample sets), independent of their order."""
+        if len(states) == 1:  # already merged: each update keeps its buffers sorted
+            return states[0]
         first = states[0]
         merged = {}
         for key, value in first.tensors.items():

@@ -30,7 +30,7 @@ def default_memory_budget(device):
 
 @dataclass(frozen=True)
 class Attribution:
-    """LRP of a batch: ``heatmaps`` (B, H, W), ``logits`` (B, classes), ``targets`` (list of B class indices),
+    """LRP of a batch: ``heatmaps`` (B, H, W; None when not asked for), ``logits`` (B, classes), ``targets`` (list of B class indices),
     ``activations`` and ``relevances`` (``{layer: (B, channels, ...)}``)."""
     heatmaps: torch.Tensor
     logits: torch.Tensor
@@ -100,12 +100,22 @@ class Explainer:
         heatmaps = self.attribute(images, target).heatmaps
         return heatmaps[0] if single else heatmaps
 
-    def attribute(self, images, target=None, layers=()):
+    def forward(self, images, layers=()):
+        """The logits ``(B, classes)`` and ``{layer: activation (B, channels, ...)}`` of a batch: a forward pass only,
+        on the explained (canonized) model, so activations are those the explanations and the atlas see."""
+        names = [layers] if isinstance(layers, str) else list(layers)
+        with self.lock:
+            relevance_model, _, logits, trace = self._run(images, names)
+        return logits, {name: trace.values[relevance_model.node(name)] for name in names}
+
+    def attribute(self, images, target=None, layers=(), heatmaps=True):
         """LRP for a batch of images: heatmaps, logits, targets and per-layer activations and relevances.
 
         Returns an :class:`Attribution` whose ``activations``/``relevances`` map each layer in ``layers`` to a tensor
         ``(B, channels, ...)``; the relevance of image i starts at its target logit (``target`` as in :meth:`heatmap`).
-        This is what dataset-wide statistics (the atlas) consume: one forward and one backward pass per batch.
+        This is what dataset-wide statistics (the atlas) consume: one forward and one backward pass per batch; with
+        ``heatmaps=False`` the backward pass stops at the lowest of ``layers`` (and ``heatmaps`` is None), which
+        saves most of its cost when the layers are deep.
         """
         names = [layers] if isinstance(layers, str) else list(layers)
         with self.lock:
@@ -113,9 +123,9 @@ class Explainer:
             targets = as_targets(target, logits)
             nodes = {name: relevance_model.node(name) for name in names}
             found = relevance_model.propagate(trace, relevance_model.node_of_output,
-                                              initial_relevance(logits, targets), nodes.values())
+                                              initial_relevance(logits, targets), nodes.values(), to_input=heatmaps)
         return Attribution(
-            heatmaps=pixel_relevance(found[relevance_model.input_node]),
+            heatmaps=pixel_relevance(found[relevance_model.input_node]) if heatmaps else None,
             logits=logits,
             targets=targets,
             activations={name: trace.values[node] for name, node in nodes.items()},

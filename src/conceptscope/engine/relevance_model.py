@@ -5,12 +5,13 @@ running the model while a widget explains it never sees a hook or a merged Batch
 user's parameters or buffers change (tracked by their version counters).
 
 The copy is traced with ``torch.fx``; modules that carry a zennit rule are graph leaves. A forward pass (:meth:`run`)
-keeps every node's value and each rule's coefficients. A backward pass (:meth:`RelevanceModel.propagate`) walks the
-graph in reverse and maps N relevance vectors at once, the N folded into the batch dimension: rule modules through
-their linearised rule (a transposed convolution per term), max pooling through its recorded switches, every other
-operation through autograd of that one operation, re-run on its recorded inputs broadcast to N. A rule's input-side
-multiply is merged into the next rule's output-side multiply where only activations lie between them, which halves
-the elementwise passes over the N relevance vectors in plain CNNs.
+keeps every node's value; each rule's coefficients are computed on the first backward pass through its module. A
+backward pass (:meth:`RelevanceModel.propagate`) walks the graph in reverse and maps N relevance vectors at once, the
+N folded into the batch dimension: rule modules through their linearised rule (a transposed convolution per term),
+max pooling through its recorded switches, every other operation through autograd of that one operation, re-run on
+its recorded inputs broadcast to N. A rule's input-side multiply is merged into the next rule's output-side multiply
+where only activations lie between them, which halves the elementwise passes over the N relevance vectors in plain
+CNNs.
 """
 import copy
 from collections import OrderedDict
@@ -63,12 +64,14 @@ class _Tracer(torch.fx.Tracer):
 
 
 class Trace:
-    """The values of one forward pass: every node's output, each rule's coefficients and max-pooling switches."""
+    """The values of one forward pass: every node's output and the max-pooling switches, plus each rule's
+    coefficients, computed on the first backward pass through its module (so a backward pass that stops early never
+    pays for the layers below)."""
 
-    def __init__(self, values, terms, switches):
+    def __init__(self, values, switches):
         self.values = values
-        self.terms = terms
         self.switches = switches
+        self.terms = {}
 
 
 class RelevanceModel:
@@ -127,7 +130,7 @@ class RelevanceModel:
 
     def run(self, images):
         """Forward pass: the logits and a :class:`Trace` of every value the backward passes need."""
-        values, terms, switches = {}, {}, {}
+        values, switches = {}, {}
         with torch.no_grad():
             for node in self.nodes:
                 if node.op == "placeholder":
@@ -141,21 +144,22 @@ class RelevanceModel:
                     values[node], switches[node] = _max_pool_with_switches(self.modules[node.target], args[0])
                     continue
                 values[node] = _call(self, node, args, kwargs)
-                if node.op == "call_module" and node.target in self.rules and node in self._relevant:
-                    terms[node] = self.rules[node.target].coefficients(args[0], values[node])
-        return logits, Trace(values, terms, switches)
+        return logits, Trace(values, switches)
 
-    def propagate(self, trace, start, grad, collect=(), conditions=None):
-        """Propagate relevance ``grad`` (N, ...) from node ``start`` down to the input.
+    def propagate(self, trace, start, grad, collect=(), conditions=None, to_input=True):
+        """Propagate relevance ``grad`` (N, ...) from node ``start`` down to the input (``to_input``), or only as far
+        as the nodes in ``collect``.
 
-        Returns ``{node: relevance}`` for the nodes in ``collect`` and for the input node. ``conditions`` maps nodes
+        Returns ``{node: relevance}`` for the nodes in ``collect`` (and the input node). ``conditions`` maps nodes
         below ``start`` to masks: arriving there, relevance is masked, and relevance that bypasses such a node (e.g.
         through a shortcut) is dropped, as in zennit-crp's condition sets.
         """
         conditions = conditions or {}
-        collect = set(collect) | {self.input_node}
+        collect = set(collect) | ({self.input_node} if to_input else set())
         pending, result = {start: (grad, None)}, {}  # node -> (relevance, factor not yet applied to it)
         for node in reversed(self.nodes[: self.nodes.index(start) + 1]):
+            if len(result) == len(collect):
+                break
             grad, factor = pending.pop(node, (None, None))
             if grad is None:
                 continue
@@ -177,10 +181,13 @@ class RelevanceModel:
         relevance ``factor * grad`` at its output. Rule modules and pass-through activations hand a factor on (see
         :meth:`LinearizedRule.vjp`); other operations apply it first."""
         values, count = trace.values, grad.shape[0]
-        if node.op == "call_module" and node in trace.terms:
+        if node.op == "call_module" and node.target in self.rules and node in self._relevant:
             (source,) = node.all_input_nodes
+            rule = self.rules[node.target]
+            if node not in trace.terms:
+                trace.terms[node] = rule.coefficients(values[source], values[node])
             shape = (count, *values[source].shape[1:])
-            return [(source, *self.rules[node.target].vjp(trace.terms[node], grad, shape, factor))]
+            return [(source, *rule.vjp(trace.terms[node], grad, shape, factor))]
         grad = _apply(grad, factor)
         if node in trace.switches:
             (source,) = node.all_input_nodes

@@ -31,6 +31,7 @@ class LinearizedRule:
     def __init__(self, hook, module):
         self.hook = hook
         self.modified = [self._modified_module(param_mod, module) for param_mod in hook.param_modifiers]
+        self.selects = self._reducer_selects(hook)
 
     @staticmethod
     def _modified_module(param_mod, module):
@@ -43,37 +44,51 @@ class LinearizedRule:
             }
         return clone
 
+    @staticmethod
+    def _reducer_selects(hook):
+        """Whether the reducer is zennit's usual ``sum_k inputs[k] * gradients[k]``, so that ``a_k`` is the k-th
+        modified input itself (no one-hot products to compute); probed once on small random tensors."""
+        generator = torch.Generator().manual_seed(0)
+        count = len(hook.input_modifiers)
+        inputs = [torch.randn(2, 3, generator=generator) for _ in range(count)]
+        return all(torch.equal(hook.reducer(inputs, [torch.full((2, 3), float(j == k)) for j in range(count)]),
+                               inputs[k]) for k in range(count))
+
     def _forward(self, k, input):
         """The module's forward pass under the k-th modifiers (``forward`` directly: no hooks run)."""
         return self.hook.output_modifiers[k](self.modified[k].forward(input))
 
-    def _forward_or_bias(self, k, input, like):
-        """``_forward(k, input)``, skipping the convolution or matrix product when ``input`` is all zero (e.g. the
-        negative part of a ReLU output): then the output is the (modified) bias alone."""
-        module = self.modified[k]
-        if type(module) not in _AFFINE or bool(input.any()):
-            return self._forward(k, input)
-        output = torch.zeros_like(like)
-        if module.bias is not None:
-            output = output + module.bias.reshape((-1,) if type(module) is torch.nn.Linear else (-1, *[1] * (like.dim() - 2)))
-        return self.hook.output_modifiers[k](output)
+    def _bias(self, k, like):
+        """The k-th modified output for an all-zero input of an affine module: its bias, broadcast (no copy)."""
+        bias = self.modified[k].bias
+        if bias is None:
+            return self.hook.output_modifiers[k](like.new_zeros(()).expand_as(like))
+        shape = (-1,) if type(self.modified[k]) is torch.nn.Linear else (-1, *[1] * (like.dim() - 2))
+        return self.hook.output_modifiers[k](bias.reshape(shape).expand_as(like))
 
     def coefficients(self, input, output):
-        """The non-zero terms ``[(k, a_k, b_k)]`` of the rule for this forward pass."""
+        """The non-zero terms ``[(k, a_k, b_k)]`` of the rule for this forward pass.
+
+        A modified input that is all zero (e.g. the negative part of a ReLU output) skips its convolution or matrix
+        product, whose output is then the bias alone, and its term."""
         hook = self.hook
         with torch.no_grad():
             inputs = [modifier(input) for modifier in hook.input_modifiers]
-            outputs = [self._forward_or_bias(k, x, output) for k, x in enumerate(inputs)]
-            scales = hook.gradient_mapper(torch.ones_like(output), outputs)
+            nonzero = [bool(x.any()) for x in inputs]
+            outputs = [self._forward(k, x) if nonzero[k] or type(self.modified[k]) not in _AFFINE
+                       else self._bias(k, output) for k, x in enumerate(inputs)]
+            scales = hook.gradient_mapper(output.new_ones(()).expand_as(output), outputs)
             if isinstance(scales, torch.Tensor):
                 scales = [scales]
+            if self.selects:
+                return [(k, inputs[k], scale) for k, scale in enumerate(scales) if nonzero[k]]
             zeros = [torch.zeros_like(x) for x in inputs]
             terms = []
             for k, scale in enumerate(scales):
                 one_hot = list(zeros)
                 one_hot[k] = torch.ones_like(inputs[k])
                 weight = hook.reducer(inputs, one_hot)
-                if bool(weight.any()) and bool(scale.any()):
+                if bool(weight.any()):
                     terms.append((k, weight, scale))
         return terms
 
