@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..engine import ConceptScore
 from . import crop as cropping
@@ -137,11 +136,7 @@ class Atlas:
         with self.explainer.lock:
             explanation = self.explainer.explain(image, label if self.target == "label" else None, [layer])
             heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
-        box = cropping.relevant_box(heatmap)
-        activation = explanation.activations[layer][channel].cpu()
-        if box is None and mode == "activation" and activation.dim() == 2:
-            upsampled = F.interpolate(activation[None, None], size=tuple(heatmap.shape), mode="bilinear")
-            box = cropping.relevant_box(upsampled[0, 0])
+        box = cropping.reference_box(heatmap, explanation.activations[layer][channel].cpu(), mode)
         picture = self._picture(index, image)
         if box is not None:
             box = cropping.scale_box(box, heatmap.shape, picture.shape[:2])

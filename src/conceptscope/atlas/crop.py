@@ -2,6 +2,7 @@
 to crop the image (CRP's relevance-cropped references) or to dim everything outside it."""
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def relevant_box(heatmap, share=0.5, padding=0.1, min_size=0.25):
@@ -20,6 +21,16 @@ def relevant_box(heatmap, share=0.5, padding=0.1, min_size=0.25):
     top, bottom = _extent(int(rows.min()) - pad, int(rows.max()) + 1 + pad, round(min_size * height), height)
     left, right = _extent(int(cols.min()) - pad, int(cols.max()) + 1 + pad, round(min_size * width), width)
     return top, left, bottom, right
+
+
+def reference_box(heatmap, activation, mode):
+    """The crop box (in heatmap coordinates) of a reference: from its channel-conditional ``heatmap``, or for ActMax
+    references with no positive relevance from the channel's ``activation`` map upsampled; None: the whole image."""
+    box = relevant_box(heatmap)
+    if box is None and mode == "activation" and activation.dim() == 2:
+        upsampled = F.interpolate(activation[None, None].float(), size=tuple(heatmap.shape), mode="bilinear")
+        box = relevant_box(upsampled[0, 0])
+    return box
 
 
 def _extent(low, high, least, limit):

@@ -79,6 +79,13 @@ class World:
         """The shipped small ResNet (torchvision BasicBlocks); plain variant only."""
         return self.load_model("resnet")
 
+    @cached_property
+    def clip(self):
+        """The shipped tiny CLIP ("shapes-tiny-clip", an ``OpenClip``) for SemanticLens, eval mode, CPU."""
+        from .clip import load_clip  # clip.py imports this module
+
+        return load_clip()
+
     def dataset(self, split: str = "test", n: int = 1000, seed: int | None = None, size: int = 64,
                 corner_mark: str | None = None) -> ShapesDataset:
         """``n`` images of ``split`` ("train", "val", "test"; an explicit ``seed`` overrides the split's).
