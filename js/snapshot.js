@@ -6,10 +6,11 @@ import gallery from "./gallery.js";
 import heatmap from "./heatmap.js";
 import { element } from "./lib/dom.js";
 import { createStaticModel, decodeState } from "./lib/static_model.js";
+import semantic_search from "./semantic_search.js";
 import target from "./target.js";
 import tree from "./tree.js";
 
-export const VIEWS = { concepts, gallery, heatmap, target, tree };
+export const VIEWS = { concepts, gallery, heatmap, semantic_search, target, tree };
 
 /** Render the snapshot `node` into `parent`. */
 export function mount(parent, node) {

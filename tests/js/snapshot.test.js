@@ -64,7 +64,7 @@ describe("mount", () => {
     expect(root.querySelector(".cs-column > .cs-row")).not.toBeNull();
     expect(root.querySelectorAll(".cs-target .cs-class")).toHaveLength(1);
     expect(root.querySelector(".cs-heatmap canvas").dataset.shown).toBe("f #1");
-    expect(Object.keys(VIEWS).sort()).toEqual(["concepts", "gallery", "heatmap", "target", "tree"]);
+    expect(Object.keys(VIEWS).sort()).toEqual(["concepts", "gallery", "heatmap", "semantic_search", "target", "tree"]);
     expect(() => mount(root, { view: "nope", state: {} })).toThrow("unknown view nope");
   });
 });

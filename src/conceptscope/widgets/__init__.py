@@ -5,6 +5,7 @@ from .controller import Controller
 from .explorer import Explorer
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
+from .semantic_search import SemanticSearch
 from .snapshot import save_html
 from .target import TargetView
 from .tree import CompositionTree
@@ -12,7 +13,9 @@ from .tree import CompositionTree
 
 def explore(explainer, image, atlas=None, target=None, classes=None, raw_image=None, **kwargs) -> Explorer:
     """Open the explorer on ``image`` (a model input, C x H x W): heatmap, concepts, composition tree,
-    prediction and target selector, and with an ``atlas`` the reference gallery of each concept.
+    prediction and target selector, with an ``atlas`` the reference gallery of each concept, and with a
+    ``lens=`` (a SemanticLens, whose atlas is used when ``atlas`` is None) the semantic search and audit,
+    its concepts labelled from ``vocabulary=`` (a list of words).
 
     ``raw_image`` is the uint8 (H, W, 3) picture shown (default: the input rescaled); ``classes``
     names the classes (default: the atlas' class names); ``target`` None explains the prediction.
@@ -20,5 +23,5 @@ def explore(explainer, image, atlas=None, target=None, classes=None, raw_image=N
     return Explorer(explainer, image, atlas=atlas, target=target, classes=classes, picture=raw_image, **kwargs)
 
 
-__all__ = ["CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "NeuronGallery", "TargetView",
-           "explore", "save_html"]
+__all__ = ["CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "NeuronGallery", "SemanticSearch",
+           "TargetView", "explore", "save_html"]

@@ -12,6 +12,7 @@ from .concepts import ConceptList
 from .controller import Controller
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
+from .semantic_search import SemanticSearch
 from .snapshot import save_html
 from .target import TargetView
 from .tree import CompositionTree
@@ -28,16 +29,20 @@ def _label(path: list[list[Any]]) -> str:
 
 
 class Explorer(ipywidgets.VBox):
-    """Target selector and prediction, heatmap (with regions), concept list, composition tree and
-    (with an atlas) the neuron gallery, wired so that a selection in one view updates the others.
+    """Target selector and prediction, heatmap (with regions), concept list, composition tree,
+    (with an atlas) the neuron gallery and (with a SemanticLens ``lens``) the semantic search (labels
+    from ``vocabulary``), wired so that a selection in one view updates the others.
 
     All views share one :class:`Controller` (input, target, cached results) and one worker thread.
     Attributes: ``controller``, ``target``, ``heatmap``, ``concepts``, ``tree``, ``gallery`` (None
-    without an atlas).
+    without an atlas), ``search`` (None without a lens).
     """
 
     def __init__(self, explainer: Any, image: Any, *, atlas: Any = None, target: int | None = None,
-                 classes: Any = None, picture: Any = None, layer: str | None = None, k: int = 8, **kwargs: Any):
+                 classes: Any = None, picture: Any = None, layer: str | None = None, k: int = 8, lens: Any = None,
+                 vocabulary: Any = None, **kwargs: Any):
+        if atlas is None and lens is not None:
+            atlas = lens.atlas
         if classes is None and atlas is not None:
             classes = atlas.classes
         self._worker = worker = Worker("conceptscope-explorer")
@@ -49,7 +54,8 @@ class Explorer(ipywidgets.VBox):
         self.concepts = ConceptList(controller=controller, layer=layer, k=k, worker=worker)
         self.tree = CompositionTree(controller=controller, worker=worker)
         self.gallery = None if atlas is None else NeuronGallery(atlas, worker=worker)
-        self.concepts.on("select", self._concept_selected)
+        self.search = None if lens is None else SemanticSearch(lens, explorer=self, vocabulary=vocabulary)
+        self.concepts.on("select", self.select)
         self.tree.observe(self._node_selected, "selected")
         self.heatmap.observe(self._region_drawn, "region")
         if self.gallery is not None:
@@ -59,12 +65,13 @@ class Explorer(ipywidgets.VBox):
         self.tree.layout.max_width = "100%"
         row = ipywidgets.HBox([self.heatmap, self.concepts] + ([self.gallery] if self.gallery is not None else []),
                               layout=ipywidgets.Layout(flex_flow="row wrap", grid_gap="8px 24px"))
-        super().__init__([self.target, row, self.tree], **kwargs)
+        super().__init__([self.target, row, self.tree] + ([self.search] if self.search is not None else []), **kwargs)
 
     @property
     def views(self) -> list[Any]:
         """The view widgets of the explorer."""
-        return [v for v in (self.target, self.heatmap, self.concepts, self.tree, self.gallery) if v is not None]
+        return [v for v in (self.target, self.heatmap, self.concepts, self.tree, self.gallery, self.search)
+                if v is not None]
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the pending work of every view is done (False on timeout)."""
@@ -98,9 +105,12 @@ class Explorer(ipywidgets.VBox):
             self._show(self._path[:1], force=True)
 
     # -- selections ---------------------------------------------------------------------------------------
-    def _concept_selected(self, layer: str, channel: int) -> None:
-        self._show([[layer, channel]])
-        self.tree.set_root(layer, channel, delay=SECONDARY_DELAY)
+    def select(self, layer: str, channel: int) -> None:
+        """Show concept (``layer``, ``channel``): its conditional heatmap on the current input, its composition
+        tree and its gallery (what a click in the concept list or the semantic search does)."""
+        with self._worker.lock:
+            self._show([[layer, int(channel)]])
+            self.tree.set_root(layer, channel, delay=SECONDARY_DELAY)
 
     def _node_selected(self, change: dict) -> None:
         if change["new"]:
