@@ -188,6 +188,8 @@ class RelevanceModel:
                 trace.terms[node] = rule.coefficients(values[source], values[node])
             shape = (count, *values[source].shape[1:])
             return [(source, *rule.vjp(trace.terms[node], grad, shape, factor))]
+        if node.op == "call_function" and node.target is torch.stack:
+            return self._unstack(node, grad, factor)
         grad = _apply(grad, factor)
         if node in trace.switches:
             (source,) = node.all_input_nodes
@@ -201,6 +203,13 @@ class RelevanceModel:
             output = _call(self, node, _load(node.args, local), _load(node.kwargs, local))
             grads = torch.autograd.grad(output, list(leaves.values()), grad, allow_unused=True)
         return [(n, g, None) for n, g in zip(sources, grads) if g is not None]
+
+    def _unstack(self, node, grad, factor):
+        """The transpose of ``torch.stack`` (how the ResNet canonizer feeds its sums): each input's slice, as views,
+        its factor sliced alike."""
+        tensors, dim = (list(node.args) + [node.kwargs.get("dim", 0)])[:2]
+        return [(n, grad.select(dim, i), None if factor is None else factor.select(dim, i))
+                for i, n in enumerate(tensors) if isinstance(n, torch.fx.Node) and n in self._relevant]
 
 
 def _apply(grad, factor):

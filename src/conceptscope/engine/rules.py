@@ -15,6 +15,7 @@ import copy
 
 import torch
 from zennit.core import BasicHook, ParamMod
+from zennit.layer import Sum
 from zennit.rules import Pass
 
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
@@ -123,6 +124,8 @@ class LinearizedRule:
                 module.dilation, False, [0] * (module.weight.dim() - 2), module.groups, (True, False, False))[0]
         if type(module) is torch.nn.Linear:
             return grad @ module.weight
+        if type(module) is Sum:  # zennit's residual sum (ResNet canonizer): the transpose only repeats, a view
+            return grad.unsqueeze(module.dim).expand(input_shape)
         with torch.enable_grad():
             probe = torch.zeros(input_shape, dtype=grad.dtype, device=grad.device, requires_grad=True)
             (result,) = torch.autograd.grad(self._forward(k, probe), probe, grad)
