@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules: the shapes world, a small test set and an explainer of its model."""
 import pytest
+import torch
 
 import conceptscope as cs
 
@@ -17,3 +18,12 @@ def data(world):
 @pytest.fixture(scope="module")
 def xp(world):
     return cs.Explainer(world.model)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module: atlas builds are bit-identical only at the same thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

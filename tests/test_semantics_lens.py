@@ -24,12 +24,7 @@ LAYERS = ["features.15", "classifier.0"]  # the last conv layer, and a linear la
 VOCABULARY = ["red", "green", "blue", "yellow", "circle", "square", "triangle", "striped", "dotted"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_clip(seed=0, name="random-tiny-clip"):

@@ -6,7 +6,6 @@ from unittest import mock
 
 import numpy as np
 import pytest
-import torch
 
 import conceptscope as cs
 from conceptscope.render import encode_png
@@ -17,12 +16,7 @@ LAYERS = ["features.11", "features.15"]
 VOCABULARY = ["red", "green", "blue", "yellow", "circle", "square", "triangle", "striped", "dotted"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
