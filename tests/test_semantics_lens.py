@@ -266,11 +266,17 @@ def test_search_by_image_finds_the_concept_of_that_image(foundation, atlas):
 def test_labels(lens, foundation):
     labels = lens.label(VOCABULARY)
     assert len(labels) == sum(lens.atlas.layers[layer] for layer in LAYERS)
-    templates = cs.semantics.lens.TEMPLATES
-    texts = formulas.text_embeddings(foundation.encode_texts(formulas.prompts(VOCABULARY, templates)).cpu(),
-                                     len(VOCABULARY), templates)
-    embeddings, keys = concept_matrix(lens)
-    sims = embeddings @ texts.T
+    texts = foundation.encode_texts(VOCABULARY).cpu()
+    centred, keys = [], []
+    for layer in LAYERS:  # each concept's normalised mean reference minus its layer's mean reference, renormalised
+        embedded = lens.embeddings[layer]
+        layer_mean = embedded.references[embedded.valid].mean(0)
+        for channel in range(len(embedded.concepts)):
+            own = embedded.references[channel][embedded.valid[channel]]
+            concept = torch.nn.functional.normalize(own.sum(0), dim=0) - layer_mean if len(own) else torch.zeros(64)
+            centred.append(torch.nn.functional.normalize(concept, dim=0))
+            keys.append((layer, channel))
+    sims = torch.stack(centred) @ texts.T
     for label, key, row in zip(labels, keys, sims):
         assert (label.layer, label.channel) == key
         assert label.scores == pytest.approx(row.tolist(), abs=1e-5)
@@ -279,8 +285,8 @@ def test_labels(lens, foundation):
         assert label.label == (label.best if known else "unknown")
     strict = lens.label(VOCABULARY, threshold=2.0, layer="classifier.0")
     assert {label.label for label in strict} == {"unknown"} and len(strict) == 64
-    raw = lens.label(VOCABULARY, templates=None, threshold=-1, margin=0)
-    assert all(label.label in VOCABULARY for label in raw)
+    templated = lens.label(VOCABULARY, templates=cs.semantics.lens.TEMPLATES, threshold=-1, margin=0)
+    assert all(label.label in VOCABULARY for label in templated)
     json.dumps([label.to_dict() for label in labels[:3]])
 
 

@@ -10,14 +10,14 @@ from .embeddings import embed_concepts
 from .references import CROPS
 from .results import Audit, AuditedConcept, Comparison, ConceptLabel, ConceptPair, LayerAudit, LayerScores, SearchHit
 
-#: templates of label() and audit() by default. Each text becomes the mean of its prompts minus the mean of the empty
-#: prompts ("a picture of ", ...): what the text adds to the template. A similarity above 0 then means "closer to this
-#: text than to the bare template", a zero point that does not depend on the foundation model's overall level of
-#: image-text similarity (raw CLIP similarities crowd together: ~0.2-0.3 for open_clip ViT-B-32, ~0.8 for the shapes
-#: world's tiny CLIP). On the shapes world they label selective channels better than bare texts, with or without the
-#: empty prompt subtracted; search keeps bare texts by default, which ranked best there.
+#: templates of audit() by default (and of any call given them). Each text becomes the mean of its prompts minus the
+#: mean of the empty prompts ("a picture of ", ...): what the text adds to the template. A similarity above 0 then means
+#: "closer to this text than to the bare template", a zero point that does not depend on the foundation model's overall
+#: level of image-text similarity (raw CLIP similarities crowd together: ~0.2-0.3 for open_clip ViT-B-32, ~0.8 for the
+#: shapes world's tiny CLIP). search() and label() embed texts as they are by default, which ranked and labelled best
+#: on the shapes world.
 TEMPLATES = ("a picture of {}", "a photo of {}", "an image of {}")
-#: label(): a concept gets its best vocabulary entry when the template-corrected similarity is at least this ...
+#: label(): a concept gets its best vocabulary entry when its similarity (layer mean taken out) is at least this ...
 LABEL_THRESHOLD = 0.0
 #: ... and beats the runner-up by at least this (else "unknown"): near-ties are no label
 LABEL_MARGIN = 0.01
@@ -85,11 +85,13 @@ class SemanticLens:
             raise ValueError(f"no layer given; the lens's layers: {', '.join(self.layers)}")
         return names
 
-    def _concepts(self, layer):
-        """Concept embeddings (K, D) of the layers, their ``(layer, channel)`` keys and which have references."""
+    def _concepts(self, layer, centre=False):
+        """Concept embeddings (K, D) of the layers (``centre``: each layer's mean reference taken out, see
+        :func:`.scores.centred`), their ``(layer, channel)`` keys and which have references."""
         names = self._layers(layer)
         keys = [(name, channel) for name in names for channel in range(len(self.embeddings[name].concepts))]
-        embeddings = torch.cat([self.embeddings[name].concepts for name in names])
+        embeddings = torch.cat([formulas.centred(self.embeddings[name].references, self.embeddings[name].valid)
+                                if centre else self.embeddings[name].concepts for name in names])
         present = torch.cat([self.embeddings[name].present for name in names])
         return embeddings, keys, present
 
@@ -137,21 +139,22 @@ class SemanticLens:
         found = [[SearchHit(*keys[i], float(row[i])) for i in ranked.tolist()] for row, ranked in zip(sims, order)]
         return found[0] if single else found
 
-    def label(self, vocabulary, templates=TEMPLATES, threshold=LABEL_THRESHOLD, margin=LABEL_MARGIN, layer=None):
+    def label(self, vocabulary, templates=None, threshold=LABEL_THRESHOLD, margin=LABEL_MARGIN, layer=None):
         """A :class:`ConceptLabel` per concept of ``layer`` (default all): its most similar ``vocabulary`` entry, or
         "unknown" when that similarity is below ``threshold`` or leads the runner-up by less than ``margin``
         (concepts without references are "unknown" with NaN scores).
 
-        By default each entry is embedded with :data:`TEMPLATES`, minus the empty prompts, so a score above 0 means
-        "closer to this entry than to the bare template" (:data:`LABEL_THRESHOLD`), and a label must lead the
-        runner-up by :data:`LABEL_MARGIN`. ``templates=None`` uses raw text embeddings (then choose a threshold that
-        suits the foundation model).
+        Concepts are compared with the entries after each layer's mean reference embedding is taken out (what sets a
+        concept apart from its layer), so a score above 0 (:data:`LABEL_THRESHOLD`) means the concept leans towards
+        the entry more than its layer does; a label must lead the runner-up by :data:`LABEL_MARGIN`. ``templates``
+        (e.g. :data:`TEMPLATES`) embed each entry as the mean of its prompts minus the empty prompts'; by default the
+        entries are embedded as they are, which labelled the shapes world's selective channels best.
         """
         vocabulary = [vocabulary] if isinstance(vocabulary, str) else list(vocabulary)
         if len(set(vocabulary)) != len(vocabulary):
             raise ValueError("vocabulary has duplicate entries; give each label once")
         texts = self._texts(vocabulary, templates, "vocabulary entry")
-        embeddings, keys, present = self._concepts(layer)
+        embeddings, keys, present = self._concepts(layer, centre=True)
         sims = formulas.similarities(embeddings, texts).masked_fill(~present[:, None], torch.nan)
         labels = formulas.assign_labels(sims, vocabulary, threshold, margin)
         return [ConceptLabel(layer_name, channel, name, vocabulary[best], score, gap, tuple(row))

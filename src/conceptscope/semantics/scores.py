@@ -79,10 +79,11 @@ def _gram(refs):
     return refs @ refs.transpose(-1, -2)
 
 
-def clarity(refs, valid):
+def clarity(refs, valid, gram=None):
     """Mean pairwise cosine similarity of a concept's valid references, the diagonal excluded: 1 when all its
-    references look the same, near 0 (or below) when they are unrelated. NaN with fewer than two references."""
-    gram = _gram(refs)
+    references look the same, near 0 (or below) when they are unrelated. NaN with fewer than two references.
+    ``gram``: the references' :func:`_gram`, when already computed."""
+    gram = _gram(refs) if gram is None else gram
     pairs = valid[..., :, None] & valid[..., None, :]
     pairs &= ~torch.eye(pairs.shape[-1], dtype=torch.bool, device=pairs.device)
     count = pairs.sum((-1, -2))
@@ -92,8 +93,8 @@ def clarity(refs, valid):
 
 def _project(gram, coefficients):
     """``G a`` ``(..., k, n)`` for centres given as weighted sums of the references (``coefficients (..., k, n)``):
-    each reference's dot product with each centre (elementwise products: no tiny batched matmuls)."""
-    return (coefficients[..., :, :, None] * gram[..., None, :, :]).sum(-2)
+    each reference's dot product with each centre (``a G``, as G is symmetric)."""
+    return coefficients @ gram
 
 
 def _distances(gram, coefficients):
@@ -129,17 +130,26 @@ def two_means(gram, valid, iterations=TWO_MEANS_ITERATIONS):
     return centres
 
 
-def polysemanticity(refs, valid, iterations=TWO_MEANS_ITERATIONS):
+def polysemanticity(refs, valid, iterations=TWO_MEANS_ITERATIONS, gram=None):
     """How far apart the two groups of a concept's references are: ``1 - cos(c1, c2)`` of the two centres of a
     two-means clustering of its references (SemanticLens' definition: one minus the clarity of the cluster centres).
     0 when the references form one tight group (the split halves have nearly the same mean), high when they form two
     distinct groups; a diffuse single group scores in between, so read it next to clarity and the random baseline.
-    NaN with fewer than two references."""
-    gram = _gram(refs)
+    NaN with fewer than two references. ``gram``: the references' :func:`_gram`, when already computed."""
+    gram = _gram(refs) if gram is None else gram
     centres = two_means(gram, valid, iterations)
     products = (_project(gram, centres)[..., :, None, :] * centres[..., None, :, :]).sum(-1)  # c_k . c_l
     cos = products[..., 0, 1] / (products[..., 0, 0] * products[..., 1, 1]).clamp(min=1e-24).sqrt()
     return torch.where(valid.sum(-1) >= 2, (1 - cos).clamp(0, 2), torch.nan)
+
+
+def centred(refs, valid):
+    """Concept embeddings ``(C, D)`` with the layer's mean reference embedding taken out, renormalised: what sets each
+    concept apart from the layer's other concepts. Everything a foundation model embeds from one kind of image shares
+    a large common direction (as texts share their template's), which otherwise dominates text similarity. Concepts
+    without references stay zero."""
+    concepts = concept_embeddings(refs, valid)
+    return normalize(torch.where(valid.any(-1, keepdim=True), concepts - refs[valid].mean(0), concepts))
 
 
 def redundancy(embeddings, present):
@@ -153,8 +163,9 @@ def redundancy(embeddings, present):
 
 def layer_statistics(refs, valid):
     """``{"clarity", "polysemanticity", "redundancy"}`` per concept, each a float tensor ``(..., C)``."""
-    return {"clarity": clarity(refs, valid),
-            "polysemanticity": polysemanticity(refs, valid),
+    gram = _gram(refs)
+    return {"clarity": clarity(refs, valid, gram=gram),
+            "polysemanticity": polysemanticity(refs, valid, gram=gram),
             "redundancy": redundancy(concept_embeddings(refs, valid), valid.any(-1))}
 
 
