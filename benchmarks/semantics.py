@@ -19,8 +19,8 @@ Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``ca
   (target >= 10x; its wall time swings with the load of other jobs, the CPU-time ratio less).
 - ground truth: :mod:`conceptscope.semantics.evaluation` per atlas size, layer and crop — retrieval@3 (share of the
   concepts a layer encodes whose text query puts an encoding channel in the top 3), label accuracy (share of selective
-  channels labelled with a concept they encode; the lens's default label settings, and raw text embeddings,
-  ``templates=None``); and the audit of class "green square" in the spurious VGG against the clean VGG (share of the
+  channels labelled with a concept they encode; the lens's default label settings (bare texts), and with
+  ``templates=TEMPLATES``); and the audit of class "green square" in the spurious VGG against the clean VGG (share of the
   class's relevance on concepts aligned with "a magenta mark in the corner") on the same number of images, which carry
   the mark as in training. The figures depend on the atlas size (which references a channel gets), hence two sizes.
 """
@@ -42,6 +42,7 @@ from _common import report, timed  # noqa: E402
 import conceptscope as cs  # noqa: E402
 from conceptscope.semantics import SemanticLens, evaluation  # noqa: E402
 from conceptscope.semantics import scores as formulas  # noqa: E402
+from conceptscope.semantics.lens import TEMPLATES  # noqa: E402
 
 REFERENCE = Path(__file__).parent / "reference" / "semanticlens_scores.py"
 LAYERS = ["features.8", "features.11", "features.15"]
@@ -176,7 +177,7 @@ def ground_truth_rows(truth, vocabulary, lenses, size):
             rows.append(row("ground truth", f"{case}: retrieval@3", retrieval.share, "share",
                             f"{sum(retrieval.hits.values())}/{len(retrieval.hits)} concepts; missed: "
                             f"{', '.join(missed) or 'none'}"))
-            for what, options in (("lens defaults", {}), ("raw texts", {"templates": None})):
+            for what, options in (("lens defaults", {}), ("templates", {"templates": TEMPLATES})):
                 labels = evaluation.label_accuracy(lens, layer, truth[layer], vocabulary, **options)
                 rows.append(row("ground truth", f"{case}: label accuracy ({what})", labels.share, "share",
                                 f"{sum(labels.correct.values())}/{len(labels.correct)} selective channels"))
