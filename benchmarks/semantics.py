@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import report, timed  # noqa: E402
+from reference import synthetic  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
 from conceptscope.semantics import SemanticLens, evaluation  # noqa: E402
@@ -56,17 +57,6 @@ QUERIES = ["yellow", "dotted", "a red circle", "blue striped", "a green square",
 def row(part, case, value, unit, note=""):
     """One line of the results table."""
     return {"part": part, "case": case, "value": value, "unit": unit, "note": note}
-
-
-def synthetic_embeddings(concepts, refs, dim, seed):
-    """The reference script's embeddings (same generator calls, so the same tensor): unit vectors around one random
-    direction per concept, or two for every other concept."""
-    generator = torch.Generator().manual_seed(seed)
-    centres = torch.nn.functional.normalize(torch.randn(concepts, 2, dim, generator=generator), dim=-1)
-    which = torch.randint(0, 2, (concepts, refs), generator=generator) * (torch.arange(concepts) % 2)[:, None]
-    picked = centres.gather(1, which[..., None].expand(-1, -1, dim))
-    noise = torch.randn(concepts, refs, dim, generator=generator) / dim ** 0.5
-    return torch.nn.functional.normalize(picked + noise, dim=-1)
 
 
 def fresh_lens(atlas, clip, **options):
@@ -139,7 +129,7 @@ def _medians(runs, key):
 def score_rows(reference_python, threads, repeat, reference_repeat):
     """Our scores (median of ``repeat`` runs); with the reference, ours and the reference's alternate
     ``reference_repeat`` times (load from other jobs hits both alike) and the medians are compared."""
-    refs = synthetic_embeddings(CONCEPTS, REFS, DIM, SEED)
+    refs = synthetic.embeddings(CONCEPTS, REFS, DIM, SEED)
     valid = torch.ones(refs.shape[:2], dtype=torch.bool)
     _our_scores(refs, valid)  # warm-up
     ours, theirs = [], []

@@ -23,17 +23,8 @@ import warnings
 from importlib.metadata import version
 
 import torch
+from synthetic import embeddings  # this script's folder (run as a file, it is on sys.path)
 from threadpoolctl import threadpool_limits
-
-
-def embeddings(concepts, refs, dim, seed):
-    """Unit vectors (concepts, refs, dim): references around one direction, or two for every other concept."""
-    generator = torch.Generator().manual_seed(seed)
-    centres = torch.nn.functional.normalize(torch.randn(concepts, 2, dim, generator=generator), dim=-1)
-    which = torch.randint(0, 2, (concepts, refs), generator=generator) * (torch.arange(concepts) % 2)[:, None]
-    picked = centres.gather(1, which[..., None].expand(-1, -1, dim))
-    noise = torch.randn(concepts, refs, dim, generator=generator) / dim ** 0.5
-    return torch.nn.functional.normalize(picked + noise, dim=-1)
 
 
 def main():

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import Explainer
-from ..models import check_layer
 from .api import SPLIT_SEEDS
 from .concepts import ATTRIBUTES, CORNER_MARK
 from .dataset import ShapesDataset
@@ -56,8 +55,6 @@ def object_activations(model_or_explainer, dataset: ShapesDataset, layers, batch
         raise ValueError("object_activations needs a non-empty dataset")
     explainer = model_or_explainer if isinstance(model_or_explainer, Explainer) else Explainer(model_or_explainer)
     names = [layers] if isinstance(layers, str) else list(layers)
-    for name in names:
-        check_layer(explainer.model, name)
     marked = CORNER_MARK in dataset.concepts
     found, attributes = {name: [] for name in names}, []
     for start in range(0, len(dataset), batch_size):
@@ -155,22 +152,10 @@ def encoding_channels(world, model, layer: str, threshold: float = THRESHOLD, n:
 
 
 def _layer_outputs(explainer, images, names):
-    """``{layer: (B, C, h, w) output}`` of one forward pass of the explainer's private copy, hooks removed after."""
-    outputs = {}
-    with explainer.lock, torch.no_grad():
-        relevance_model = explainer._current()
-        handles = [relevance_model.modules[name].register_forward_hook(
-            lambda module, args, output, name=name: outputs.__setitem__(name, output)) for name in names]
-        try:
-            relevance_model.module(images.to(explainer.device, explainer.dtype))
-        finally:
-            for handle in handles:
-                handle.remove()
-    for name in names:
-        output = outputs.get(name)
-        if output is None:
-            raise KeyError(f"layer {name!r} is never called in the model's forward pass, so it has no output")
-        if not isinstance(output, torch.Tensor) or output.ndim != 4:
+    """``{layer: (B, C, h, w) output}`` of one forward pass of the explainer's private copy."""
+    _, outputs = explainer.forward(images, names)
+    for name, output in outputs.items():
+        if output.ndim != 4:
             raise ValueError(f"layer {name!r} has no (batch, channels, height, width) output; selectivity needs a map")
     return outputs
 
