@@ -9,6 +9,7 @@ import torch
 
 from ..models import check_layer, input_channels, layers, make_composite
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
+from .checks import check_heatmaps, check_input
 from .composition import CompositionNode
 from .concepts import ChannelConcept
 from .explanation import Explanation, initial_relevance, pixel_relevance
@@ -26,6 +27,12 @@ def default_memory_budget(device):
     except (ValueError, OSError):
         available = 8 << 30
     return min(2 << 30, available // 4)
+
+
+def _concept_first(relevance_model, layer, tensor):
+    """``tensor`` of ``layer`` with its concept axis at dim 1 (None stays None)."""
+    axis = relevance_model.concept_axis(layer)
+    return tensor if tensor is None or axis == 1 else tensor.movedim(axis, 1)
 
 
 @dataclass(frozen=True)
@@ -50,19 +57,27 @@ class Explainer:
     """
 
     def __init__(self, model, composite=None, *, mean=IMAGENET_MEAN, std=IMAGENET_STD, concept=None, cache_size=4,
-                 memory_budget=None):
+                 memory_budget=None, output=None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.composite = make_composite(model, composite, mean, std)
         self.concept = concept or ChannelConcept()
-        self.layers = layers(model)
+        self.output = output
         self.lock = threading.RLock()
         self._input_spec = input_channels(model)
         self._cache_size = cache_size
         self._cache = OrderedDict()
         self._memory_budget = memory_budget
         self._relevance_model = None
+
+    @property
+    def layers(self):
+        """``{name: concepts}`` for every convolution and linear layer called in the model's forward pass, in call
+        order; a layer's concepts are its channels (B, C, ...) or, for channel-last outputs (tokens (B, N, D), maps
+        (B, H, W, C)), its features."""
+        with self.lock:
+            return self._current().concept_layers(layers(self.model))
 
     @property
     def device(self):
@@ -75,7 +90,7 @@ class Explainer:
     def _current(self):
         """The relevance model, rebuilt if the user's model changed since it was built."""
         if self._relevance_model is None or self._relevance_model.fingerprint != fingerprint(self.model):
-            self._relevance_model = RelevanceModel(self.model, self.composite)
+            self._relevance_model = RelevanceModel(self.model, self.composite, self.output)
             self._cache.clear()
         return self._relevance_model
 
@@ -87,6 +102,7 @@ class Explainer:
             if name not in relevance_model.layer_nodes:
                 raise KeyError(f"layer {name!r} is never called in the model's forward pass, so it has no output")
         images = as_batch(images, self._input_spec, self.device, self.dtype)
+        check_input(images)
         logits, trace = relevance_model.run(images)
         return relevance_model, images, logits, trace
 
@@ -106,7 +122,8 @@ class Explainer:
         names = [layers] if isinstance(layers, str) else list(layers)
         with self.lock:
             relevance_model, _, logits, trace = self._run(images, names)
-        return logits, {name: trace.values[relevance_model.node(name)] for name in names}
+        return logits, {name: _concept_first(relevance_model, name, trace.values[relevance_model.node(name)])
+                        for name in names}
 
     def attribute(self, images, target=None, layers=(), heatmaps=True):
         """LRP for a batch of images: heatmaps, logits, targets and per-layer activations and relevances.
@@ -122,14 +139,17 @@ class Explainer:
             relevance_model, images, logits, trace = self._run(images, names)
             targets = as_targets(target, logits)
             nodes = {name: relevance_model.node(name) for name in names}
-            found = relevance_model.propagate(trace, relevance_model.node_of_output,
-                                              initial_relevance(logits, targets), nodes.values(), to_input=heatmaps)
+            initial = initial_relevance(logits, targets)
+            found = relevance_model.propagate(trace, relevance_model.node_of_output, initial, nodes.values(),
+                                              to_input=heatmaps)
+            if heatmaps:
+                check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1))
         return Attribution(
             heatmaps=pixel_relevance(found[relevance_model.input_node]) if heatmaps else None,
             logits=logits,
             targets=targets,
-            activations={name: trace.values[node] for name, node in nodes.items()},
-            relevances={name: found.get(node) for name, node in nodes.items()},
+            activations={name: _concept_first(relevance_model, name, trace.values[node]) for name, node in nodes.items()},
+            relevances={name: _concept_first(relevance_model, name, found.get(node)) for name, node in nodes.items()},
         )
 
     def explain(self, image, target=None, layers=None):

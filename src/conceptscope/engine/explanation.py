@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .checks import check_heatmaps
 from .inputs import check_region
 
 
@@ -48,13 +49,27 @@ class Explanation:
         self.logits = logits[0]
         self.target = target
         self.layers = list(layers)
+        self._axis = {name: relevance_model.concept_axis(name) for name in self.layers}
         nodes = {name: relevance_model.node(name) for name in self.layers}
         start = relevance_model.node_of_output
-        found = relevance_model.propagate(trace, start, initial_relevance(logits, [target]), nodes.values())
+        initial = initial_relevance(logits, [target])
+        found = relevance_model.propagate(trace, start, initial, nodes.values())
+        check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1))
         self.heatmap = pixel_relevance(found[relevance_model.input_node])[0]
-        self._relevances = {name: found.get(node) for name, node in nodes.items()}
+        self._relevances = {name: None if found.get(node) is None else self._view(name, found[node])
+                            for name, node in nodes.items()}  # concept axis at dim 1
         self.relevances = {name: r[0] for name, r in self._relevances.items() if r is not None}
-        self.activations = {name: trace.values[node][0] for name, node in nodes.items()}
+        self.activations = {name: self._view(name, trace.values[node])[0] for name, node in nodes.items()}
+
+    def _view(self, layer, tensor):
+        """``tensor`` of ``layer`` with the concept axis at dim 1 (channel-last layers: features moved forward)."""
+        axis = self._axis.get(layer, 1)
+        return tensor if axis == 1 else tensor.movedim(axis, 1)
+
+    def _native(self, layer, tensor):
+        """The inverse of :meth:`_view`: the layer's own layout."""
+        axis = self._axis.get(layer, 1)
+        return tensor if axis == 1 else tensor.movedim(1, axis)
 
     # -- rankings -----------------------------------------------------------------------------------------------
     def _layer(self, layer):
@@ -100,13 +115,13 @@ class Explanation:
         """One heatmap per channel of ``layer`` (K, H, W): the relevance flowing through that channel only."""
         relevance = self._layer(layer)
         node = self._model.node(layer)
-        output = self._trace.values[node]
+        output = self._view(layer, self._trace.values[node])
         channels = self._concept.check_ids(layer, output, channels)
         chunk = chunk_size or self._chunk_size(len(channels))
         heatmaps = []
         for start in range(0, len(channels), chunk):
             masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
-            found = self._model.propagate(self._trace, node, masks * relevance)
+            found = self._model.propagate(self._trace, node, self._native(layer, masks * relevance))
             heatmaps.append(pixel_relevance(found[self._model.input_node]))
         return torch.cat(heatmaps)
 
@@ -123,7 +138,7 @@ class Explanation:
         """Relevance at each layer in ``lower`` (``{name: tensor}``, no batch dimension) under a condition set."""
         nodes = {name: self._model.node(name) for name in lower}
         found = self._conditioned(conditions, nodes.values())
-        return {name: found[node][0] for name, node in nodes.items() if node in found}
+        return {name: self._view(name, found[node])[0] for name, node in nodes.items() if node in found}
 
     def _conditioned(self, conditions, collect):
         if not conditions:
@@ -140,13 +155,13 @@ class Explanation:
                 raise ValueError(f"layer {layer!r} is not on the path from {top!r} to the input, so relevance of "
                                  f"{top!r} cannot be conditioned on it")
         start = self._model.node(top)
-        grad = self._relevances[top] * masks.pop(start)
+        grad = self._native(top, self._relevances[top]) * masks.pop(start)
         return self._model.propagate(self._trace, start, grad, collect, masks)
 
     def _mask(self, layer, channels):
-        output = self._trace.values[self._model.node(layer)]
+        output = self._view(layer, self._trace.values[self._model.node(layer)])
         ids = self._concept.check_ids(layer, output, channels)
-        return self._concept.masks(output, ids).sum(0).clamp(max=1)
+        return self._native(layer, self._concept.masks(output, ids).sum(0).clamp(max=1))
 
     def lower_layers(self, layer):
         """The recorded layers directly below ``layer``: reached from it without passing another recorded layer."""

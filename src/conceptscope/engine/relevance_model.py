@@ -12,20 +12,56 @@ max pooling through its recorded switches, every other operation through autogra
 its recorded inputs broadcast to N. A rule's input-side multiply is merged into the next rule's output-side multiply
 where only activations lie between them, which halves the elementwise passes over the N relevance vectors in plain
 CNNs.
+
+Operations without a zennit rule (residual sums, gates, normalisations, attention, reshapes) get the rules of
+:mod:`.operations`; one with no rule there makes the explanation raise instead of silently using its gradient.
 """
 import copy
+import operator
 from collections import OrderedDict
 
 import torch
 import torch.fx
 import torch.nn.functional as F
 
+from ..models.canonizers import ExplicitAttention
+from .checks import check_canonized, check_logits
+from .errors import UntraceableModelError
+from .operations import Identity, out_of_place, rule_for
 from .rules import linearize
 
 
 def fingerprint(model):
     """A cheap identity of the model's current weights: which tensors, and how often each was changed in place."""
     return tuple((id(t), t._version) for t in (*model.parameters(), *model.buffers()))
+
+
+STRUCTURAL_CANONIZERS = (ExplicitAttention(),)  # applied to every private copy, whatever the composite
+
+
+def select_output(model, output_node, output):
+    """The graph node of the tensor to explain: the forward's output itself, or the item ``output`` picks from a
+    tuple, list or dict output (an index, a key, or a callable applied to the output's structure)."""
+    selected = output_node
+    if output is not None:
+        try:
+            selected = output(output_node) if callable(output) else output_node[output]
+        except (KeyError, IndexError, TypeError) as error:
+            raise ValueError(f"output={output!r} does not select a tensor from {type(model).__name__}'s output "
+                             f"{_structure(output_node)}: {error}") from error
+    if not isinstance(selected, torch.fx.Node):
+        raise UntraceableModelError(
+            f"{type(model).__name__}.forward returns {_structure(output_node)}, not one tensor: pass output= to the "
+            "Explainer to pick the logits (a key such as 'out', an index such as 0, or a function of the output)")
+    return selected
+
+
+def _structure(value):
+    if isinstance(value, dict):
+        return "a dict with keys " + ", ".join(map(repr, value))
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return "one tensor" if isinstance(value, torch.fx.Node) else repr(value)
 
 
 def _private_copy(model):
@@ -38,10 +74,6 @@ def _private_copy(model):
         if getattr(module, "inplace", False) is True:
             module.inplace = False
     return clone.eval().requires_grad_(False)
-
-
-class UntraceableModelError(TypeError):
-    """The model cannot be traced by torch.fx (e.g. data-dependent control flow in ``forward``)."""
 
 
 class _Tracer(torch.fx.Tracer):
@@ -77,10 +109,11 @@ class Trace:
 class RelevanceModel:
     """The canonized copy of ``model`` with the rules of ``composite``, as a traced graph."""
 
-    def __init__(self, model, composite):
+    def __init__(self, model, composite, output=None):
         self.fingerprint = fingerprint(model)
         self.module = _private_copy(model)
-        for canonizer in composite.canonizers:
+        self._uncanonized = copy.deepcopy(self.module)  # checked against on the first forward pass, then dropped
+        for canonizer in (*STRUCTURAL_CANONIZERS, *composite.canonizers):
             canonizer.apply(self.module)  # never reverted: the copy is ours
         self.modules = dict(self.module.named_modules())
         ctx, self.rules = {}, {}
@@ -96,13 +129,20 @@ class RelevanceModel:
                 f"conceptscope traces models with torch.fx, which failed for {type(model).__name__}: {error}. "
                 "Models without data-dependent control flow in forward() trace; see torch.fx's limitations."
             ) from error
+        out_of_place(self.graph)
         self.nodes = list(self.graph.nodes)
         self.layer_nodes = tracer.module_nodes
-        self.input_node = next(node for node in self.nodes if node.op == "placeholder")
-        self.node_of_output = next(node for node in self.nodes if node.op == "output").args[0]
-        if not isinstance(self.node_of_output, torch.fx.Node):
-            raise UntraceableModelError(f"{type(model).__name__}.forward must return one tensor (the logits)")
+        placeholders = [node for node in self.nodes if node.op == "placeholder"]
+        self.input_node = placeholders[0]
+        self._defaults = {node: node.args[0] for node in placeholders[1:]}  # extra forward() arguments: defaults
+        missing = [node.target for node in placeholders[1:] if not node.args]
+        if missing:
+            raise UntraceableModelError(f"{type(model).__name__}.forward takes arguments {missing} besides the input, "
+                                        "without defaults; wrap the model so that forward takes the image alone")
+        self.output = output
+        self.node_of_output = select_output(model, next(n for n in self.nodes if n.op == "output").args[0], output)
         self._relevant = _closure(self.input_node, lambda n: n.users) | {self.input_node}
+        self._operation_rules = {}
 
     @staticmethod
     def ancestors(node):
@@ -112,6 +152,18 @@ class RelevanceModel:
     def node(self, layer):
         """The graph node whose value is the output of module ``layer``."""
         return self.layer_nodes[layer]
+
+    def concept_axis(self, layer):
+        """The axis of ``layer``'s output that holds its concepts: channels (1) of a convolution, features (-1) of a
+        linear layer (the same for (B, D), but the last axis of tokens (B, N, D) or channel-last maps)."""
+        return -1 if isinstance(self.modules.get(layer), torch.nn.Linear) else 1
+
+    def concept_layers(self, candidates):
+        """``{name: concepts}`` of the ``candidates`` (the user's convolution and linear layers) that are called in the
+        traced forward pass, in call order."""
+        called = [name for name in self.layer_nodes if name in candidates]
+        order = {node: i for i, node in enumerate(self.nodes)}
+        return {name: candidates[name] for name in sorted(called, key=lambda n: order[self.layer_nodes[n]])}
 
     def lower_layers(self, layer, layers):
         """Which of ``layers`` are directly below ``layer``: reached from it without passing another of them."""
@@ -134,16 +186,23 @@ class RelevanceModel:
         with torch.no_grad():
             for node in self.nodes:
                 if node.op == "placeholder":
-                    values[node] = images
+                    values[node] = images if node is self.input_node else self._defaults[node]
                     continue
                 if node.op == "output":
-                    logits = _load(node.args[0], values)
+                    logits = values[self.node_of_output]
                     continue
                 args, kwargs = _load(node.args, values), _load(node.kwargs, values)
                 if node.op == "call_module" and _is_plain_max_pool(self.modules[node.target]):
                     values[node], switches[node] = _max_pool_with_switches(self.modules[node.target], args[0])
                     continue
                 values[node] = _call(self, node, args, kwargs)
+            check_logits(logits, self.module)
+            if self._uncanonized is not None:
+                reference = self._uncanonized(images)
+                if self.output is not None:
+                    reference = self.output(reference) if callable(self.output) else reference[self.output]
+                check_canonized(logits, reference, self.module)
+                self._uncanonized = None
         return logits, Trace(values, switches)
 
     def propagate(self, trace, start, grad, collect=(), conditions=None, to_input=True):
@@ -156,6 +215,7 @@ class RelevanceModel:
         """
         conditions = conditions or {}
         collect = set(collect) | ({self.input_node} if to_input else set())
+        count = grad.shape[0]
         pending, result = {start: (grad, None)}, {}  # node -> (relevance, factor not yet applied to it)
         for node in reversed(self.nodes[: self.nodes.index(start) + 1]):
             if len(result) == len(collect):
@@ -170,39 +230,80 @@ class RelevanceModel:
                 result[node] = _apply(grad, factor)
             if node.op == "placeholder":
                 continue
-            for input_node, input_grad, input_factor in self._vjp(trace, node, grad, factor):
+            for input_node, input_grad, input_factor in self._vjp(trace, node, grad, factor, count):
                 if input_node in pending:
-                    input_grad, input_factor = _apply(*pending[input_node]) + _apply(input_grad, input_factor), None
+                    earlier = _apply(*pending[input_node])
+                    input_grad, input_factor = _add(earlier, _apply(input_grad, input_factor)), None
                 pending[input_node] = (input_grad, input_factor)
         return result
 
-    def _vjp(self, trace, node, grad, factor):
+    def _vjp(self, trace, node, grad, factor, count):
         """``[(input node, relevance, factor)]`` for the inputs of ``node`` on the path from the model input, for the
-        relevance ``factor * grad`` at its output. Rule modules and pass-through activations hand a factor on (see
+        relevance ``factor * grad`` at its output. Rule modules and pass-through operations hand a factor on (see
         :meth:`LinearizedRule.vjp`); other operations apply it first."""
-        values, count = trace.values, grad.shape[0]
+        values = trace.values
         if node.op == "call_module" and node.target in self.rules and node in self._relevant:
             (source,) = node.all_input_nodes
             rule = self.rules[node.target]
             if node not in trace.terms:
                 trace.terms[node] = rule.coefficients(values[source], values[node])
-            shape = (count, *values[source].shape[1:])
+            shape = self.relevance_shape(trace, source, count)
             return [(source, *rule.vjp(trace.terms[node], grad, shape, factor))]
         if node.op == "call_function" and node.target is torch.stack:
             return self._unstack(node, grad, factor)
+        sources = [n for n in node.all_input_nodes if n in self._relevant and _holds_tensors(values[n])]
+        if not sources:
+            return []
+        if node.op == "call_function" and node.target is operator.getitem and not isinstance(values[sources[0]],
+                                                                                             torch.Tensor):
+            return [(sources[0], {node.args[1]: _apply(grad, factor)}, None)]  # one item of a tuple output
+        rule = self._operation_rules.get(node)
+        if rule is None:
+            rule = self._operation_rules[node] = rule_for(node, self.modules, self._relevant)
+        if (type(rule) is Identity and len(sources) == 1 and isinstance(grad, torch.Tensor)
+                and tuple(grad.shape) == self.relevance_shape(trace, sources[0], count)):
+            return [(sources[0], grad, factor)]
         grad = _apply(grad, factor)
         if node in trace.switches:
             (source,) = node.all_input_nodes
             return [(source, _max_unpool(grad, trace.switches[node], values[source].shape), None)]
-        sources = [n for n in node.all_input_nodes if n in self._relevant and isinstance(values[n], torch.Tensor)]
-        if not sources:
-            return []
+        return [(source, g, None) for source, g in rule.vjp(self, trace, node, sources, grad, count)]
+
+    def autograd_vjp(self, trace, node, sources, grad, count, surrogate=None):
+        """``[(source, J^T grad)]`` for the operation of ``node`` (or ``surrogate``, which takes the same arguments),
+        re-run with autograd on its recorded inputs. ``grad`` is a tensor, or ``{index: tensor}`` for a tuple output.
+
+        N relevance vectors of a one-image trace are mapped with ``is_grads_batched`` (vmap over the vectors), so the
+        operation runs on its recorded inputs as they were: reshapes keep their sizes, and operations that move or
+        merge the batch dimension (windows of a Swin block) stay right."""
+        values = trace.values
+        batched = count != values[self.input_node].shape[0]
         with torch.enable_grad():
-            leaves = {n: _broadcast(values[n], count).requires_grad_() for n in sources}
-            local = {**values, **leaves}
-            output = _call(self, node, _load(node.args, local), _load(node.kwargs, local))
-            grads = torch.autograd.grad(output, list(leaves.values()), grad, allow_unused=True)
-        return [(n, g, None) for n, g in zip(sources, grads) if g is not None]
+            leaves = {n: values[n].detach().requires_grad_() for n in sources}
+            load = lambda args: torch.fx.node.map_arg(args, lambda n: leaves.get(n, values[n]))  # noqa: E731
+            args, kwargs = load(node.args), load(node.kwargs)
+            output = surrogate(*args, **kwargs) if surrogate is not None else _call(self, node, args, kwargs)
+            if isinstance(grad, dict):
+                outputs, grads = [output[i] for i in grad], list(grad.values())
+            else:
+                outputs, grads = [output], [grad]
+            if batched:
+                grads = [g.unsqueeze(1) if o.shape[0] == 1 and g.dim() == o.dim() else g
+                         for o, g in zip(outputs, grads)]
+            found = torch.autograd.grad(outputs, list(leaves.values()), grads, allow_unused=True,
+                                        is_grads_batched=batched)
+        if batched:
+            found = [g if g is None or leaves[n].shape[0] != 1 else g.squeeze(1) for n, g in zip(leaves, found)]
+        return [(n, g) for n, g in zip(leaves, found) if g is not None]
+
+    def relevance_shape(self, trace, node, count):
+        """The shape of N = ``count`` relevance vectors of ``node``'s value: the value's own shape for a batch traced
+        with one relevance vector per image, else N in place of a one-image batch (or before it, where the value's
+        first dimension is not the batch)."""
+        value = trace.values[node]
+        if count == trace.values[self.input_node].shape[0]:
+            return tuple(value.shape)
+        return (count, *value.shape[1:]) if value.shape[0] == 1 else (count, *value.shape)
 
     def _unstack(self, node, grad, factor):
         """The transpose of ``torch.stack`` (how the ResNet canonizer feeds its sums): each input's slice, as views,
@@ -215,6 +316,19 @@ class RelevanceModel:
 def _apply(grad, factor):
     """``factor * grad``, or ``grad`` when there is no factor."""
     return grad if factor is None else factor * grad
+
+
+def _add(first, second):
+    """The sum of two relevances: tensors, or ``{index: tensor}`` for the items of a tuple output."""
+    if isinstance(first, dict):
+        return {key: first[key] + second[key] if key in first and key in second else first.get(key, second.get(key))
+                for key in {**first, **second}}
+    return first + second
+
+
+def _holds_tensors(value):
+    return isinstance(value, torch.Tensor) or (isinstance(value, (tuple, list)) and value
+                                               and all(isinstance(v, torch.Tensor) for v in value))
 
 
 def _closure(start, neighbours):
@@ -245,12 +359,6 @@ def _call(relevance_model, node, args, kwargs):
             value = getattr(value, part)
         return value
     raise ValueError(f"unexpected graph node {node.op}")
-
-
-def _broadcast(value, count):
-    """``value`` detached, its batch broadcast to ``count`` where it has one sample (a view, no copy)."""
-    value = value.detach()
-    return value.expand(count, *value.shape[1:]) if value.shape[0] == 1 and count != 1 else value
 
 
 def _is_plain_max_pool(module):

@@ -1,10 +1,9 @@
 """Choice of zennit composites and canonizers for a model."""
 import torch
-from zennit.canonizers import SequentialMergeBatchNorm
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat
 from zennit.core import Composite
-from zennit.torchvision import ResNetCanonizer
-from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from .canonizers import MergeBatchNormByDataFlow
 
 COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1")
 
@@ -13,12 +12,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def canonizers_for(model):
-    """The canonizers a model needs: ResNet block handling for torchvision ResNets, BatchNorm merging otherwise."""
-    modules = list(model.modules())
-    if any(isinstance(m, (BasicBlock, Bottleneck)) for m in modules):
-        return [ResNetCanonizer()]
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules):
-        return [SequentialMergeBatchNorm()]
+    """The canonizers a model needs: BatchNorm merged into the layer it follows (by data flow). Residual sums need no
+    canonizer: the engine splits every addition in proportion to its terms (:mod:`conceptscope.engine.operations`)."""
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return [MergeBatchNormByDataFlow()]
     return []
 
 

@@ -1,0 +1,192 @@
+"""Architecture coverage: every torchvision classifier, the common timm families and open_clip's visual towers, each
+explained as a new user would (``cs.Explainer(model)``), with random weights made comparable:
+
+- BatchNorm statistics calibrated on noise batches (random networks are otherwise degenerate), then every additive
+  constant removed — biases, BatchNorm means, class tokens, position embeddings — so that LRP with conserving rules
+  must give a heatmap whose sum equals the target logit ("sum/logit" column);
+- "logits err": the explained (canonized) copy's logits against the model's (max relative error);
+- "CRP err": relevance conserved from a layer to the input, conditioned on all its channels at once, against the
+  relevance at the layer (every second concept layer's output; the worst is shown);
+- "zennit err": against zennit's own hooks with the same composite, where zennit has rules for every operation of the
+  model (its ResNet canonizer for ResNets); elsewhere the reason it cannot be compared;
+- "time": one heatmap, best of 3 after a warm-up; the error message where a model is refused.
+
+    python benchmarks/coverage.py [--only NAME ...] [--skip-large]
+
+Writes ``benchmarks/results/coverage.json``; ``python benchmarks/readme_table.py coverage`` prints the README table.
+"""
+import argparse
+import time
+import warnings
+
+import torch
+import torchvision
+from _common import report
+
+import conceptscope as cs
+from conceptscope.engine.operations import Identity, Movement
+
+TIMM = ["resnet18", "resnet50", "efficientnet_b0", "convnext_atto", "vit_tiny_patch16_224", "deit_tiny_patch16_224",
+        "swin_tiny_patch4_window7_224", "regnety_002", "mobilenetv3_small_100"]
+OPEN_CLIP = ["RN50", "ViT-B-32"]
+FIXED_SIZE = ("vit", "swin", "maxvit", "deit")
+ZENNIT_COMPARABLE = ("alexnet", "vgg", "resnet", "resnext", "wide_resnet", "squeezenet")
+
+
+def torchvision_models(skip_large):
+    for name in torchvision.models.list_models(module=torchvision.models):
+        kwargs = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+        if skip_large and any(big in name for big in ("_h_14", "_l_16", "_l_32", "128gf", "32gf", "16gf", "_b_32")):
+            continue
+        yield f"torchvision {name}", lambda name=name, kwargs=kwargs: getattr(torchvision.models, name)(
+            weights=None, **kwargs)
+
+
+def timm_models():
+    import timm
+    for name in TIMM:
+        yield f"timm {name}", lambda name=name: timm.create_model(name, pretrained=False)
+
+
+def open_clip_models():
+    import open_clip
+    for name in OPEN_CLIP:
+        yield f"open_clip {name}", lambda name=name: open_clip.create_model(name, pretrained=None).visual
+
+
+def input_size(label, model):
+    size = getattr(model, "image_size", None) or getattr(model, "default_cfg", {}).get("input_size", (3, 0, 0))[1]
+    if isinstance(size, (tuple, list)):
+        size = size[0]
+    if "inception_v3" in label:
+        return 299
+    if any(key in label.lower() for key in FIXED_SIZE) or "open_clip" in label:
+        return int(size) or 224
+    return 64
+
+
+@torch.no_grad()
+def prepare(model, size, seed=0):
+    """Remove every additive constant and calibrate BatchNorm on noise (see the module docstring): each BatchNorm
+    divides by the root mean square of its input on a noise batch, without centring, so that random networks neither
+    explode nor die and stay free of additive constants."""
+    torch.manual_seed(seed)
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and not module.weight.any():  # torchvision ViT heads start at zero
+            torch.nn.init.normal_(module.weight, std=0.02)
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        last = name.rsplit(".", 1)[-1]
+        if last in ("bias", "running_mean") or any(key in last for key in ("class_token", "cls_token", "pos_embed",
+                                                                           "positional_embedding", "pos_embedding")):
+            tensor.zero_()
+
+    def calibrate(module, args):
+        dims = [d for d in range(args[0].dim()) if d != 1]
+        module.running_var.copy_(args[0].pow(2).mean(dims) + 1e-6)
+
+    handles = [m.register_forward_pre_hook(calibrate) for m in model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    try:
+        model(torch.randn(8, 3, size, size))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return model
+
+
+def cut_layers(explanation, count=3):
+    """Up to ``count`` recorded layers that carry relevance, spread over the depth (the output layer excluded)."""
+    layers = [name for name in explanation.layers if name in explanation.relevances][:-1]
+    return layers[::max(1, len(layers) // count)][:count]
+
+
+def zennit_error(label, model, x, target, heatmap):
+    if not any(label.split()[-1].startswith(key) for key in ZENNIT_COMPARABLE) or "open_clip" in label:
+        return None
+    from zennit.attribution import Gradient
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.composites import EpsilonPlusFlat
+    from zennit.torchvision import ResNetCanonizer
+    has_blocks = any(type(m).__name__ in ("BasicBlock", "Bottleneck") for m in model.modules())
+    canonizers = [ResNetCanonizer()] if has_blocks else [SequentialMergeBatchNorm()]
+    with Gradient(model=model, composite=EpsilonPlusFlat(canonizers=canonizers)) as attributor:
+        output, relevance = attributor(x, lambda out: torch.eye(out.shape[1])[[target]] * out)
+    reference = relevance[0].sum(0)
+    return float((heatmap - reference).norm() / reference.norm())
+
+
+def rules_used(xp):
+    """The engine's own operation rules this model needed beyond data movement and pass-through."""
+    relevance_model = xp._current()
+    return sorted({type(rule).__name__ for rule in relevance_model._operation_rules.values()
+                   if not isinstance(rule, (Identity, Movement))})
+
+
+def run_one(label, build):
+    row = {"model": label}
+    try:
+        model = build()
+        size = input_size(label, model)
+        model = prepare(model, size)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            reference_logits = model(x)
+        xp = cs.Explainer(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            attribution = xp.attribute(x)
+        target = attribution.targets[0]
+        heatmap = attribution.heatmaps[0]
+        logit = float(attribution.logits[0, target])
+        row["explained"] = "yes"
+        row["sum/logit"] = round(float(heatmap.sum()) / logit, 5)
+        row["logits err"] = float((attribution.logits - reference_logits).abs().max() / reference_logits.abs().max())
+        errors = []
+        explanation = xp.explain(x[0])
+        for layer in cut_layers(explanation):
+            channels = explanation.activations[layer].shape[0]
+            conditional = explanation.conditional_heatmap({layer: list(range(channels))})
+            through = float(explanation.relevances[layer].sum())
+            errors.append(abs(float(conditional.sum()) - through) / max(abs(through), 1e-12))
+        row["CRP err"] = max(errors)
+        times = []
+        for _ in range(4):
+            start = time.perf_counter()
+            xp.heatmap(x)
+            times.append(time.perf_counter() - start)
+        row["time s"] = min(times[1:])
+        error = zennit_error(label, model, x, target, heatmap)
+        row["zennit err"] = error if error is not None else "n/a: " + (", ".join(rules_used(xp)) or "open_clip")
+        unchanged = all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+        row["model unchanged"] = "yes" if unchanged else "NO"
+    except Exception as error:  # a refusal is a result: its message is what the user sees
+        row["explained"] = "refused"
+        row["error"] = f"{type(error).__name__}: {error}"[:300]
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", help="substrings of model labels to run")
+    parser.add_argument("--skip-large", action="store_true", help="skip the largest ViT/RegNet variants")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    sources = [*torchvision_models(args.skip_large)]
+    try:
+        sources += [*timm_models()]
+    except ImportError:
+        print("timm not installed: skipping timm models")
+    sources += [*open_clip_models()]
+    if args.only:
+        sources = [(label, build) for label, build in sources if any(key in label for key in args.only)]
+    rows = []
+    for label, build in sources:
+        rows.append(run_one(label, build))
+        print(rows[-1], flush=True)
+    report("coverage", rows)
+
+
+if __name__ == "__main__":
+    main()

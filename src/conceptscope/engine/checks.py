@@ -1,0 +1,61 @@
+"""Checks that refuse explanations which cannot be right, instead of returning them as if fine."""
+import warnings
+
+import torch
+
+from .errors import CanonizationError, RelevanceConservationWarning, RelevanceError
+
+VANISHED = 1e-6  # total |relevance| below this share of |logit|: nothing reached the input
+CREATED = 10.0  # |heatmap sum| above this many times |logit|: the rules created relevance
+
+
+def check_input(images):
+    """Refuse images with non-finite pixels: every relevance value would be NaN."""
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).sum())
+        raise ValueError(f"the input has {bad} non-finite (NaN or inf) values; explanations of it would be NaN. "
+                         "Replace or drop those pixels first")
+
+
+def check_logits(logits, model):
+    """Refuse a forward pass whose logits are not finite (e.g. a float16 model on the CPU)."""
+    if not torch.isfinite(logits).all():
+        raise RelevanceError(
+            f"{type(model).__name__} produced non-finite logits on this input (dtype {logits.dtype}, device "
+            f"{logits.device}); an explanation of them would be meaningless. Check the input's scale, or run the model "
+            "in float32 (model.float()) if it is in half precision on this device")
+
+
+def check_canonized(explained, reference, model):
+    """Refuse a canonized copy whose logits differ from the model's: it would explain another model."""
+    scale = reference.abs().max().clamp_min(torch.finfo(reference.dtype).tiny)
+    error = float((explained - reference).abs().max() / scale)
+    if not error <= 1e-4:
+        raise CanonizationError(
+            f"the canonized copy of {type(model).__name__} computes logits that differ from the model's by {error:.2g} "
+            "(relative), so its explanation would be of another model. This happens when a canonizer (BatchNorm "
+            "merging) does not fit the architecture: pass a zennit Composite without that canonizer, or report it")
+
+
+def check_heatmaps(heatmaps, start, what="heatmap"):
+    """Refuse non-finite or vanished relevance; warn when a heatmap's sum departs far from its starting relevance.
+
+    ``heatmaps`` (B, ...) and ``start`` (B,): the relevance each explanation started from (the target logit)."""
+    if not torch.isfinite(heatmaps).all():
+        raise RelevanceError(f"the {what} contains non-finite relevance although the logits are finite: a rule "
+                             "divided by a vanishing denominator. Use a composite with stabilised rules (epsilon)")
+    flat = heatmaps.reshape(heatmaps.shape[0], -1)
+    start = start.reshape(-1).to(flat.dtype)
+    magnitude = start.abs()
+    vanished = (flat.abs().sum(1) < VANISHED * magnitude) & (magnitude > 0)
+    if vanished.any():
+        raise RelevanceError(
+            f"the {what} is zero (below {VANISHED:g} of the target logit) although the logit is not: relevance "
+            "vanished on its way to the input (e.g. a layer scale or a normalisation whose rule is missing). "
+            "Check the model's operations against conceptscope's rules, or pass a composite with rules for them")
+    ratio = flat.sum(1) / torch.where(magnitude > 0, start, torch.ones_like(start))
+    if (ratio.abs() > CREATED).any():
+        warnings.warn(
+            f"the {what} sums to {float(ratio.abs().max()):.3g} times the target logit: the rules created relevance "
+            "(through large biases, or an operation without a conserving rule). Treat it with care",
+            RelevanceConservationWarning, stacklevel=3)
