@@ -17,7 +17,7 @@ Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``ca
   ``--reference-python`` that script (semanticlens 0.2.1, in its own venv) runs on the same embeddings in a
   subprocess, alternating with ours ``--reference-repeat`` times, and the ratio of the median total times is reported
   (target >= 10x; its wall time swings with the load of other jobs, the CPU-time ratio less).
-- ground truth: :mod:`conceptscope.semantics.evaluation` per atlas size, layer and crop — retrieval@3 (share of the
+- ground truth: :mod:`conceptscope.world.lens_evaluation` per atlas size, layer and crop — retrieval@3 (share of the
   concepts a layer encodes whose text query puts an encoding channel in the top 3), label accuracy (share of selective
   channels labelled with a concept they encode; the lens's default label settings (bare texts), and with
   ``templates=TEMPLATES``); and the audit of class "green square" in the spurious VGG against the clean VGG (share of the
@@ -41,7 +41,8 @@ from _common import report, timed  # noqa: E402
 from reference import synthetic  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
-from conceptscope.semantics import SemanticLens, evaluation  # noqa: E402
+from conceptscope.semantics import SemanticLens  # noqa: E402
+from conceptscope.world import lens_evaluation as evaluation  # noqa: E402
 from conceptscope.semantics import scores as formulas  # noqa: E402
 from conceptscope.semantics.lens import TEMPLATES  # noqa: E402
 

@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 
 from .concepts import CONCEPTS, CORNER_MARK
 from .dataset import MEAN, STD, ShapesDataset, normalize
+from .files import ASSETS
 from .nets import ShapesResNet, ShapesVGG
 from .rules import CLASSES, RULES
 
-ASSETS = Path(__file__).parent / "assets"
 #: world name -> its variants (None is the plain world)
 WORLDS = {"shapes": (None, "spurious")}
 #: default seeds per split; training uses only "train" and "val", so "test" and any other seed are unseen
@@ -82,7 +82,7 @@ class World:
     @cached_property
     def clip(self):
         """The shipped tiny CLIP ("shapes-tiny-clip", an ``OpenClip``) for SemanticLens, eval mode, CPU."""
-        from .clip import load_clip  # clip.py imports this module
+        from .clip import load_clip  # imported on first use: it loads open_clip
 
         return load_clip()
 
