@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import conceptscope as cs
-from conceptscope.atlas.build import split_item
+from conceptscope.atlas.samples import split_item
 from conceptscope.semantics import OpenClip, SemanticLens
 from conceptscope.semantics import scores as formulas
 from conceptscope.semantics.references import window_box

@@ -2,6 +2,7 @@
 concept statistics, built in one streaming, resumable, shardable pass and stored as a JSON manifest + safetensors."""
 from .atlas import Atlas, ClassScore, Reference
 from .distributed import init_from_env
+from .samples import Sample
 from .store import AtlasMismatchError
 
-__all__ = ["Atlas", "AtlasMismatchError", "ClassScore", "Reference", "init_from_env"]
+__all__ = ["Atlas", "AtlasMismatchError", "ClassScore", "Reference", "Sample", "init_from_env"]

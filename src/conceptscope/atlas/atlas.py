@@ -8,7 +8,8 @@ import torch
 from ..engine import ConceptScore
 from . import crop as cropping
 from . import store
-from .build import MODES, build_atlas, split_item
+from .build import MODES, build_atlas
+from .samples import Sample, load_sample
 from .state import FIXED_POINT
 
 
@@ -132,25 +133,25 @@ class Atlas:
         return [self._reference(layer, channel, mode, int(i), float(s), crop) for i, s in zip(indices, scores)]
 
     def _reference(self, layer, channel, mode, index, score, crop):
-        image, label = split_item(self.dataset[index], index, self.target)
+        sample = self.sample(index)
         with self.explainer.lock:
-            explanation = self.explainer.explain(image, label if self.target == "label" else None, [layer])
+            explanation = self.explainer.explain(sample.image, sample.label if self.target == "label" else None,
+                                                 [layer])
             heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
         box = cropping.reference_box(heatmap, explanation.activations[layer][channel].cpu(), mode)
-        picture = self._picture(index, image)
+        picture = sample.picture
         if box is not None:
             box = cropping.scale_box(box, heatmap.shape, picture.shape[:2])
             picture = cropping.crop(picture, box) if crop else cropping.highlight(picture, box)
         return Reference(index, score, picture, box, heatmap.numpy())
 
-    def _picture(self, index, image):
-        """The dataset's own picture of an item (``raw_image(i)``), else the model input rescaled to 0..255."""
-        raw_image = getattr(self.dataset, "raw_image", None)
-        if raw_image is not None:
-            return np.asarray(raw_image(index))
-        image = image.float()
-        image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-12)
-        return (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    def sample(self, index: int) -> Sample:
+        """Item ``index`` of the atlas' dataset as a :class:`Sample`: model input, label and the picture shown for it
+        (the dataset's ``raw_image(index)`` where it has one, else the input rescaled)."""
+        if self.dataset is None:
+            raise ValueError("samples need the dataset the atlas was built on: Atlas.load(path, explainer, "
+                             "dataset=...)")
+        return load_sample(self.dataset, int(index), self.target)
 
     # -- class statistics --------------------------------------------------------------------------------------------
     def classes_for(self, layer, channel, n=5):

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..models import check_layer
 from . import distributed, store
+from .samples import split_item
 from .state import AtlasState
 
 MODES = ("relevance", "activation")
@@ -32,14 +33,6 @@ class _Indexed(Dataset):
 
     def __getitem__(self, index):
         return index, self.dataset[index]
-
-
-def split_item(item, index, target):
-    """``(image tensor, label or None)`` of a dataset item: an ``(image, label, ...)`` tuple or a bare image."""
-    image, label = (item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) else (item, None)
-    if target == "label" and label is None:
-        raise ValueError(f"dataset item {index} has no label; use target='prediction' or a dataset of (image, label)")
-    return torch.as_tensor(image), None if label is None else int(label)
 
 
 class _Batches:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..engine import CompositionNode, ConceptScore, Explanation
+from ..render import picture_of
 from ._arrays import as_image
 
 Box = Sequence[int]  # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
@@ -39,14 +40,6 @@ class Subject:
     @property
     def key(self) -> tuple[str, int | None]:
         return self.digest, self.target
-
-
-def picture_of(image: torch.Tensor) -> np.ndarray:
-    """A displayable uint8 (H, W, 3) picture of a model input: min-max scaled, grey images repeated."""
-    image = image.detach().float().cpu()
-    image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-12)
-    picture = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture[..., :3]
 
 
 class Controller:

@@ -17,7 +17,6 @@ from .snapshot import save_html
 from .target import TargetView
 from .tree import CompositionTree
 
-
 # Work for the views around the one the user looks at (tree, gallery) waits this long, so that the
 # result asked for reaches the screen first (on 2 busy CPU cores this took the shapes world's
 # click-to-heatmap p50 from ~160 ms to ~75 ms, benchmarks/widgets.py).
@@ -80,14 +79,10 @@ class Explorer(ipywidgets.VBox):
     # -- changes of the input --------------------------------------------------------------------------
     def load(self, index: int) -> None:
         """Explain item ``index`` of the atlas' dataset (a clicked reference) instead of the current input."""
-        dataset = self.gallery.atlas.dataset
-        item = dataset[index]
-        image = item[0] if isinstance(item, (tuple, list)) else item
-        raw_image = getattr(dataset, "raw_image", None)
-        picture = None if raw_image is None else np.asarray(raw_image(index))
+        sample = self.gallery.atlas.sample(index)
         with self._worker.lock:
             self.heatmap.region = []  # a region drawn on the old image means nothing on the new one
-            self.controller.set_input(image, picture)
+            self.controller.set_input(sample.image, sample.picture)
 
     def set_target(self, target: int | None) -> None:
         """Explain the class ``target`` (None: the predicted class)."""
