@@ -12,7 +12,7 @@ Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``ca
   windows (one forward pass per batch) and whole images (each sample pictured once); plus the tiny CLIP's
   ``encode_images`` alone on 32 px crops.
 - search: latency of ``lens.search`` with 1 and 10 texts over every concept of every layer of the shapes VGG.
-- scores: clarity, polysemanticity and redundancy (:mod:`conceptscope.semantics.scores`) of 1280 concepts x 100
+- scores: clarity, polysemanticity and redundancy (:mod:`conceptscope.semantics.formulas`) of 1280 concepts x 100
   references x 512 dimensions, the synthetic embeddings of ``benchmarks/reference/semanticlens_scores.py``; with
   ``--reference-python`` that script (semanticlens 0.2.1, in its own venv) runs on the same embeddings in a
   subprocess, alternating with ours ``--reference-repeat`` times, and the ratio of the median total times is reported
@@ -43,7 +43,7 @@ from reference import synthetic  # noqa: E402
 import conceptscope as cs  # noqa: E402
 from conceptscope.semantics import SemanticLens  # noqa: E402
 from conceptscope.world import lens_evaluation as evaluation  # noqa: E402
-from conceptscope.semantics import scores as formulas  # noqa: E402
+from conceptscope.semantics import formulas  # noqa: E402
 from conceptscope.semantics.lens import TEMPLATES  # noqa: E402
 
 REFERENCE = Path(__file__).parent / "reference" / "semanticlens_scores.py"

@@ -15,7 +15,7 @@ from PIL import Image
 import conceptscope as cs
 from conceptscope.atlas.samples import split_item
 from conceptscope.semantics import OpenClip, SemanticLens
-from conceptscope.semantics import scores as formulas
+from conceptscope.semantics import formulas
 from conceptscope.semantics.references import window_box
 from conceptscope.world.concepts import COLOURS
 

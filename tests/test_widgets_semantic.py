@@ -34,7 +34,7 @@ def capture(view):
 
 @pytest.fixture
 def ex(xp, data, lens):
-    explorer = explore(xp, data[3][0], lens=lens, vocabulary=VOCABULARY, raw_image=data.raw_image(3))
+    explorer = explore(xp, data[3][0], lens=lens, vocabulary=VOCABULARY, picture=data.raw_image(3))
     for view in explorer.views:
         capture(view)
     assert explorer.wait(30)

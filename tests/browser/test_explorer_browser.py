@@ -31,12 +31,12 @@ atlas = Atlas.build(xp, data, ["features.15", "features.11"], tempfile.mkdtemp()
 """
 SHOW = """
 x, label = data[3]
-ex = explore(xp, x, atlas=atlas, raw_image=data.raw_image(3))
+ex = explore(xp, x, atlas=atlas, picture=data.raw_image(3))
 ex
 """
 SHOW_NO_ATLAS = """
 x, label = data[3]
-ex = explore(xp, x, raw_image=data.raw_image(3), classes=world.classes)
+ex = explore(xp, x, picture=data.raw_image(3), classes=world.classes)
 ex
 """
 READY = ".cs-concepts li[data-channel]"

@@ -26,7 +26,7 @@ lens = SemanticLens(atlas, world.clip, n=8, crop="none", progress=False)  # whol
 """
 SHOW = """
 ex = cs.explore(xp, data[3][0], lens=lens, vocabulary=["red", "green", "blue", "circle", "square", "striped"],
-                raw_image=data.raw_image(3))
+                picture=data.raw_image(3))
 ex
 """
 READY = ".cs-search .cs-query"

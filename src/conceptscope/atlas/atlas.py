@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from ..engine import ConceptScore
+from ..errors import UnknownLayerError
 from . import crop as cropping
-from . import store
+from . import identity, store
 from .build import MODES, build_atlas
 from .samples import Sample, load_sample
 from .state import FIXED_POINT
@@ -88,7 +89,7 @@ class Atlas:
         if not progress["complete"]:
             raise ValueError(f"atlas at {path} is incomplete ({progress['samples_done']} of {progress['samples']} "
                              "samples): run Atlas.build again with the same arguments to finish it")
-        store.check_identity(path, manifest["identity"], store.identity(explainer, dataset))
+        identity.check_identity(path, manifest["identity"], identity.identity(explainer, dataset))
         return cls(path, explainer, dataset, manifest)
 
     # -- raw data ----------------------------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ class Atlas:
     # -- validation --------------------------------------------------------------------------------------------------
     def _check(self, layer, channel=None, mode=None):
         if layer not in self.layers:
-            raise KeyError(f"the atlas has no layer {layer!r}; its layers: {', '.join(self.layers)}")
+            raise UnknownLayerError(f"the atlas has no layer {layer!r}; its layers: {', '.join(self.layers)}")
         if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < self.layers[layer]):
             raise ValueError(f"channel {channel!r} is out of range for layer {layer!r}, which has "
                              f"{self.layers[layer]} channels")

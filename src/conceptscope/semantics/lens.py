@@ -5,7 +5,8 @@ import numbers
 import numpy as np
 import torch
 
-from . import scores as formulas
+from ..errors import UnknownLayerError
+from . import formulas
 from .embeddings import embed_concepts
 from .references import CROPS
 from .results import Audit, AuditedConcept, Comparison, ConceptLabel, ConceptPair, LayerAudit, LayerScores, SearchHit
@@ -52,7 +53,7 @@ class SemanticLens:
                              f"{', '.join(atlas.layers)}")
         for layer in layers:
             if layer not in atlas.layers:
-                raise KeyError(f"the atlas has no layer {layer!r}; its layers: {', '.join(atlas.layers)}")
+                raise UnknownLayerError(f"the atlas has no layer {layer!r}; its layers: {', '.join(atlas.layers)}")
         if not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n must be a positive number of references per concept, got {n!r}")
         if mode not in atlas.modes:
@@ -79,8 +80,8 @@ class SemanticLens:
         names = self.layers if layer is None else [layer] if isinstance(layer, str) else list(layer)
         for name in names:
             if name not in self.embeddings:
-                raise KeyError(f"the lens has no layer {name!r}; its layers: {', '.join(self.layers)} (make a lens "
-                               "with layers=[...] to cover others of the atlas)")
+                raise UnknownLayerError(f"the lens has no layer {name!r}; its layers: {', '.join(self.layers)} (make a "
+                                        "lens with layers=[...] to cover others of the atlas)")
         if not names:
             raise ValueError(f"no layer given; the lens's layers: {', '.join(self.layers)}")
         return names

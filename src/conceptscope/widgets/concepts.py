@@ -6,6 +6,7 @@ from typing import Any
 
 import traitlets
 
+from ..errors import UnknownLayerError
 from ..render import COLORMAPS, heatmap_png
 from ._protocol import ProtocolError, RequestWidget, request
 from .controller import Controller
@@ -38,7 +39,7 @@ class ConceptList(RequestWidget):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
         layers = list(self.controller.explainer.layers)
         if layer is not None and layer not in layers:
-            raise ValueError(f"unknown layer {layer!r}; layers: {', '.join(layers)}")
+            raise UnknownLayerError(f"unknown layer {layer!r}; layers: {', '.join(layers)}")
         super().__init__(layers=layers, layer=layer or "", k=k, **kwargs)
         self.controller.subscribe(self.refresh)
         self.refresh()

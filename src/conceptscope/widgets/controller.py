@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -167,8 +168,8 @@ class Controller:
             root = self._store(key, root)
         return root
 
-    def node(self, path: Path, top: int = 5, subject: Subject | None = None) -> CompositionNode:
-        """The tree node at ``path`` ([(layer, channel), ...]), expanding the nodes on the way."""
+    def tree_node(self, path: Path, top: int = 5, subject: Subject | None = None) -> CompositionNode:
+        """The composition-tree node at ``path`` ([(layer, channel), ...]), expanding the nodes on the way."""
         (layer, channel), *rest = path
         node = self.composition(layer, channel, top, subject)
         for step in rest:
@@ -187,9 +188,14 @@ class Controller:
         key = (subject.key, "path", tuple((layer, int(channel)) for layer, channel in path))
         relevance = self._cached(key)
         if relevance is None:
-            node = self.node(path, top, subject)
+            node = self.tree_node(path, top, subject)
             relevance = self._store(key, node.heatmap().detach().float().cpu().numpy())
         return relevance
+
+    def node(self, path: Path, top: int = 5, subject: Subject | None = None) -> CompositionNode:
+        """Deprecated old name of :meth:`tree_node`."""
+        warnings.warn("Controller.node is deprecated: use Controller.tree_node", DeprecationWarning, stacklevel=2)
+        return self.tree_node(path, top, subject)
 
     def clear_cache(self) -> None:
         with self._cache_lock:

@@ -60,7 +60,7 @@ class CompositionTree(RequestWidget):
 
     def _state(self, path: list[list[Any]]) -> dict[str, Any]:
         controller = self.controller
-        node = controller.node(path, self.top)
+        node = controller.tree_node(path, self.top)
         node.children  # expand the node (computed once, kept in the cached tree)
         root = controller.composition(*path[0], self.top)
         return {"tree": _finite(root.to_dict()), "selected": path,
