@@ -76,6 +76,30 @@ def test_controller_caches_conditional_heatmaps_per_input_target_layer_and_chann
     assert calls[-1] == [1]
 
 
+def test_controller_asks_the_explainer_once_per_input_and_target(xp, data, image, monkeypatch):
+    """The image is hashed once per input (the controller's digest): queries reuse the subject's explanation instead
+    of asking the explainer, whose cache would hash the image again on every call."""
+    asked = []
+    original = cs.Explainer.explain
+
+    def counting(self, image, target=None, layers=None):
+        asked.append(target)
+        return original(self, image, target, layers)
+
+    monkeypatch.setattr(cs.Explainer, "explain", counting)
+    controller = Controller(xp, image)
+    controller.predictions()
+    controller.top_concepts(LAYER, 3)
+    controller.conditional(LAYER, [1, 2])
+    controller.default_layer()
+    assert asked == [None]
+    controller.set_target(2)
+    controller.top_concepts(LAYER, 3)
+    controller.set_input(data[5][0])
+    controller.predictions()
+    assert asked == [None, 2, None]
+
+
 def test_controller_rejects_bad_inputs(xp, image):
     with pytest.raises(ValueError, match=r"float tensor \(C, H, W\)"):
         Controller(xp, image[None])

@@ -2,9 +2,10 @@
 
 The views of an explorer share one controller. It holds the input (model image, displayed picture,
 target) as one immutable :class:`Subject`, replaced as a whole when the input or target changes,
-so work running on the worker thread reads a consistent input. Heavy results (conditional
-heatmaps, composition trees) are cached per (image, target, layer, concept). Engine calls take the
-explainer's lock.
+so work running on the worker thread reads a consistent input. The image is hashed once, when it
+is set: the subject's explanation is kept (the explainer's own cache would hash the image on every
+call), and heavy results (conditional heatmaps, composition trees) are cached per (image, target,
+layer, concept). Engine calls take the explainer's lock.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Controller:
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self._explained: tuple[tuple[str, int | None], Explanation] | None = None  # the last subject's explanation
         self._listeners: list[Callable[[], None]] = []
         self.subject = self._subject(image, picture, target)
 
@@ -103,9 +105,16 @@ class Controller:
 
     # -- engine queries (called on the worker thread) ----------------------------------------------
     def explanation(self, subject: Subject | None = None) -> Explanation:
+        """The explanation of ``subject`` (default: the current one), computed once per input and target."""
         subject = subject or self.subject
+        with self._cache_lock:
+            if self._explained is not None and self._explained[0] == subject.key:
+                return self._explained[1]
         with self.explainer.lock:
-            return self.explainer.explain(subject.image, subject.target)
+            explanation = self.explainer.explain(subject.image, subject.target)
+        with self._cache_lock:
+            self._explained = subject.key, explanation
+        return explanation
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes is not None else f"class {index}"
@@ -200,6 +209,7 @@ class Controller:
     def clear_cache(self) -> None:
         with self._cache_lock:
             self._cache.clear()
+            self._explained = None
 
     # -- cache -------------------------------------------------------------------------------------
     def _cached(self, key: tuple) -> Any:

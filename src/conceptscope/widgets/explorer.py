@@ -53,12 +53,15 @@ class Explorer(ipywidgets.VBox):
         self.concepts = ConceptList(controller=controller, layer=layer, k=k, worker=worker)
         self.tree = CompositionTree(controller=controller, worker=worker)
         self.gallery = None if atlas is None else NeuronGallery(atlas, worker=worker)
-        self.search = None if lens is None else SemanticSearch(lens, explorer=self, vocabulary=vocabulary)
+        self.search = None if lens is None else SemanticSearch(lens, vocabulary=vocabulary, worker=worker)
+        # every view reports what the user did as an event; the explorer alone decides what the others show
         self.concepts.on("select", self.select)
-        self.tree.observe(self._node_selected, "selected")
-        self.heatmap.observe(self._region_drawn, "region")
+        self.tree.on("select", self._show)
+        self.heatmap.on("region", self.concepts.set_region)
         if self.gallery is not None:
             self.gallery.on("pick", self.load)
+        if self.search is not None:
+            self.search.on("select", self.select)
         for view in self.views:
             view.layout.flex = "0 0 auto"  # keep each view's own size; the row wraps instead
         self.tree.layout.max_width = "100%"
@@ -71,6 +74,11 @@ class Explorer(ipywidgets.VBox):
         """The view widgets of the explorer."""
         return [v for v in (self.target, self.heatmap, self.concepts, self.tree, self.gallery, self.search)
                 if v is not None]
+
+    @property
+    def worker(self) -> Worker:
+        """The work thread (and lock) that all the explorer's views share."""
+        return self._worker
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the pending work of every view is done (False on timeout)."""
@@ -107,10 +115,6 @@ class Explorer(ipywidgets.VBox):
             self._show([[layer, int(channel)]])
             self.tree.set_root(layer, channel, delay=SECONDARY_DELAY)
 
-    def _node_selected(self, change: dict) -> None:
-        if change["new"]:
-            self._show(change["new"])
-
     def _show(self, path: list[list[Any]], force: bool = False) -> None:
         """Show the conditional heatmap of ``path`` and the gallery of its last concept."""
         if path == self._path and not force:
@@ -120,9 +124,6 @@ class Explorer(ipywidgets.VBox):
         heatmap.push("concept", lambda: heatmap.concept_state(controller.path_heatmap(path), _label(path)))
         if self.gallery is not None and (not previous or previous[-1] != path[-1]):
             self.gallery.show(*path[-1], delay=SECONDARY_DELAY)
-
-    def _region_drawn(self, change: dict) -> None:
-        self.concepts.set_region(change["new"])
 
     # -- export -------------------------------------------------------------------------------------------
     def save_html(self, path: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,11 +39,13 @@ class SemanticSearch(RequestWidget):
     similarity, its label from ``vocabulary`` (``lens.label``, computed once per vocabulary), its clarity,
     polysemanticity and redundancy (``lens.scores``, once per layer) and, a moment later, reference thumbnails
     (``thumbnails``: the atlas' relevance-cropped references in the lens's mode, RelMax or ActMax). Clicking a
-    result sets ``selected`` and calls the ``on("select", callback)`` callbacks with its layer and channel; with an
-    ``explorer`` the explorer shows it (conditional heatmap on its input, composition tree, gallery). The audit runs
-    ``lens.audit`` for a class against valid and spurious descriptions and shows ``audit`` as bars per concept.
+    result sets ``selected`` and calls the ``on("select", callback)`` callbacks with its layer and channel (inside an
+    :class:`Explorer`, the explorer shows it: conditional heatmap on its input, composition tree, gallery). The audit
+    runs ``lens.audit`` for a class against valid and spurious descriptions and shows ``audit`` as bars per concept.
 
-    ``templates`` (strings with one ``{}``) are used for the queries (see ``lens.search``).
+    ``templates`` (strings with one ``{}``) are used for the queries (see ``lens.search``). ``worker`` is the work
+    thread to share with other views (the explorer's); ``explorer=`` is deprecated (it wired the view to an explorer,
+    which now does that itself).
     """
 
     _view = "semantic_search"
@@ -69,7 +72,9 @@ class SemanticSearch(RequestWidget):
         self._scores: dict[str, dict[str, Any]] = {}  # layer -> LayerScores.to_dict()
         self._references: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (layer, channel) -> thumbnails
         if explorer is not None:
-            kwargs.setdefault("worker", explorer._worker)  # one lock and one work queue with the explorer's views
+            warnings.warn("SemanticSearch(explorer=...) is deprecated: Explorer(lens=...) builds and wires the search",
+                          DeprecationWarning, stacklevel=2)
+            kwargs.setdefault("worker", explorer.worker)
         super().__init__(layers=list(lens.layers), k=k,
                          vocabulary=self._vocabulary([] if vocabulary is None else list(vocabulary)),
                          classes=[str(c) for c in lens.atlas.classes], **kwargs)

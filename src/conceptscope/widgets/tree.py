@@ -23,7 +23,8 @@ def _finite(tree: dict[str, Any]) -> dict[str, Any]:
 class CompositionTree(RequestWidget):
     """The composition tree of concept (``layer``, ``channel``): sub-concepts in lower layers with
     their relevance shares. Clicking a node expands it (computing its ``top`` sub-concepts), selects
-    it (``selected``, its path) and shows its conditional heatmap.
+    it (``selected``, its path; the ``on("select", callback)`` callbacks get the path of every newly
+    selected node) and shows its conditional heatmap.
 
     Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
     """
@@ -52,6 +53,11 @@ class CompositionTree(RequestWidget):
         with self._lock:
             self.push("tree", lambda: {"image_png": encode_png(self.controller.subject.picture), **self._state(path)},
                       delay=delay)
+
+    @traitlets.observe("selected")
+    def _selected_changed(self, change: dict) -> None:
+        if change["new"]:
+            self._emit("select", change["new"])
 
     def _reroot(self) -> None:
         """The input or target changed: the same root concept, recomputed."""
