@@ -41,10 +41,9 @@ from _common import report, timed  # noqa: E402
 from reference import synthetic  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
-from conceptscope.semantics import SemanticLens  # noqa: E402
-from conceptscope.world import lens_evaluation as evaluation  # noqa: E402
-from conceptscope.semantics import formulas  # noqa: E402
+from conceptscope.semantics import SemanticLens, formulas  # noqa: E402
 from conceptscope.semantics.lens import TEMPLATES  # noqa: E402
+from conceptscope.world import lens_evaluation as evaluation  # noqa: E402
 
 REFERENCE = Path(__file__).parent / "reference" / "semanticlens_scores.py"
 LAYERS = ["features.8", "features.11", "features.15"]

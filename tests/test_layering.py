@@ -34,7 +34,8 @@ def _resolve(name):
     attribute such as a class); None outside the package."""
     while name.startswith(PACKAGE):
         relative = name.split(".")[1:]
-        if (ROOT.joinpath(*relative).with_suffix(".py")).exists() or (ROOT.joinpath(*relative) / "__init__.py").exists():
+        path = ROOT.joinpath(*relative)
+        if path.with_suffix(".py").exists() or (path / "__init__.py").exists():
             return name
         name = name.rpartition(".")[0]
     return None

@@ -4,9 +4,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import torch
+from PIL import Image
 
 from conceptscope.render import COLORMAPS, encode_png, overlay, picture_of, relevance_to_rgba, to_rgb
 from conceptscope.render.colormap import colour_table

@@ -192,7 +192,8 @@ def test_concept_list_shows_top_concepts_with_thumbnails(concepts, xp, image):
 def test_layer_request_lists_that_layers_concepts(concepts, xp, image):
     assert deliver(concepts, type="layer", id=1, layer="features.8") == {"type": "done", "request": "concepts", "id": 1}
     assert concepts.layer == "features.8"
-    assert [c["channel"] for c in concepts.concepts] == [s.channel for s in xp.explain(image).top_concepts("features.8", 5)]
+    expected = [s.channel for s in xp.explain(image).top_concepts("features.8", 5)]
+    assert [c["channel"] for c in concepts.concepts] == expected
 
 
 @pytest.mark.parametrize("message, error", [

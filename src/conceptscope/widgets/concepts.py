@@ -28,7 +28,8 @@ class ConceptList(RequestWidget):
     layers = traitlets.List(traitlets.Unicode(), help="The layers to choose from.").tag(sync=True)
     layer = traitlets.Unicode(help="The layer whose concepts are listed.").tag(sync=True)
     k = traitlets.Int(8, min=1, help="How many concepts are listed.").tag(sync=True)
-    concepts = traitlets.List(traitlets.Dict(), help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
+    concepts = traitlets.List(traitlets.Dict(),
+                              help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
     selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)
     region = traitlets.List(traitlets.Int(), help="The box the ranking is restricted to, or [].").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the thumbnails.")

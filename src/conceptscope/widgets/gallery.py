@@ -31,7 +31,8 @@ class NeuronGallery(RequestWidget):
     pages = traitlets.Int(0, help="How many pages there are.").tag(sync=True)
     page_size = traitlets.Int(8, min=1).tag(sync=True)
     references = traitlets.List(traitlets.Dict(), help="[{index, score, image (PNG)}] of the page.").tag(sync=True)
-    classes = traitlets.List(traitlets.Dict(), help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)
+    classes = traitlets.List(traitlets.Dict(),
+                             help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)
     note = traitlets.Unicode(help="Why nothing is shown (e.g. a layer the atlas lacks).").tag(sync=True)
     picked = traitlets.Int(-1, help="Dataset index of the last reference clicked (-1: none yet).")
 
@@ -63,7 +64,8 @@ class NeuronGallery(RequestWidget):
         state = self._cache.get(key)
         if state is None:
             count = len(self.atlas.top(layer, channel, mode)[0])
-            refs = self.atlas.references(layer, channel, mode, n=self.page_size, offset=page * self.page_size, crop=crop)
+            refs = self.atlas.references(layer, channel, mode, n=self.page_size, offset=page * self.page_size,
+                                         crop=crop)
             classes = self.atlas.classes_for(layer, channel, n=3)
             state = {
                 "references": [{"index": r.index, "score": r.score, "image": encode_png(r.image)} for r in refs],

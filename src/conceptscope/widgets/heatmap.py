@@ -27,7 +27,8 @@ class HeatmapView(RequestWidget):
 
     image_png = traitlets.Bytes(help="The image as PNG bytes (sent as a binary buffer).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="The colormapped relevance as RGBA PNG bytes.").tag(sync=True)
-    concept_png = traitlets.Bytes(help="The colormapped conditional heatmap of the concept (b'' if none).").tag(sync=True)
+    concept_png = traitlets.Bytes(help="The colormapped conditional heatmap of the concept (b'' if none).").tag(
+        sync=True)
     concept_label = traitlets.Unicode(help="Which concept concept_png shows.").tag(sync=True)
     show = traitlets.Enum(("heatmap", "concept"), default_value="heatmap").tag(sync=True)
     region = traitlets.List(traitlets.Int(), help="The drawn box [x0, y0, x1, y1], or [].").tag(sync=True)

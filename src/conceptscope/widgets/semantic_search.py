@@ -55,8 +55,9 @@ class SemanticSearch(RequestWidget):
     query = traitlets.Unicode(help="The last query searched.").tag(sync=True)
     k = traitlets.Int(10, min=1, help="How many concepts a query finds.").tag(sync=True)
     vocabulary = traitlets.List(traitlets.Unicode(), help="Labels for the concepts ([]: no labels).").tag(sync=True)
-    hits = traitlets.List(traitlets.Dict(), help="[{layer, channel, score, label, label_score, clarity, polysemanticity, "
-                                                 "redundancy}] of the last query, most similar first.").tag(sync=True)
+    hits = traitlets.List(traitlets.Dict(), help="[{layer, channel, score, label, label_score, clarity, "
+                                                 "polysemanticity, redundancy}] of the last query, most similar "
+                                                 "first.").tag(sync=True)
     thumbnails = traitlets.Dict(help="{'layer:channel': [{index, image (PNG)}]}: references of the hits computed so "
                                      "far.").tag(sync=True)
     selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)

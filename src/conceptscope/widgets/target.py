@@ -20,7 +20,8 @@ class TargetView(RequestWidget):
     _view = "target"
 
     classes = traitlets.List(traitlets.Unicode(), help="Names of all classes.").tag(sync=True)
-    predictions = traitlets.List(traitlets.Dict(), help="[{index, name, probability}] of the top classes.").tag(sync=True)
+    predictions = traitlets.List(traitlets.Dict(),
+                                 help="[{index, name, probability}] of the top classes.").tag(sync=True)
     target = traitlets.Int(-1, help="The explained class.").tag(sync=True)
     predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
     k = traitlets.Int(5, min=1, help="How many top classes are shown.").tag(sync=True)

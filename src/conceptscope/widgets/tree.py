@@ -31,7 +31,8 @@ class CompositionTree(RequestWidget):
 
     _view = "tree"
 
-    tree = traitlets.Dict(help="The tree computed so far: {layer, channel, relevance, share, path, children}.").tag(sync=True)
+    tree = traitlets.Dict(help="The tree computed so far: {layer, channel, relevance, share, path, children}.").tag(
+        sync=True)
     selected = traitlets.List(help="Path [[layer, channel], ...] of the selected node, or [].").tag(sync=True)
     image_png = traitlets.Bytes(help="The explained picture (PNG).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="Conditional heatmap of the selected node (PNG).").tag(sync=True)
@@ -67,7 +68,7 @@ class CompositionTree(RequestWidget):
     def _state(self, path: list[list[Any]]) -> dict[str, Any]:
         controller = self.controller
         node = controller.tree_node(path, self.top)
-        node.children  # expand the node (computed once, kept in the cached tree)
+        node.expand(1)  # its children, computed once and kept in the cached tree
         root = controller.composition(*path[0], self.top)
         return {"tree": _finite(root.to_dict()), "selected": path,
                 "heatmap_png": heatmap_png(controller.path_heatmap(path, self.top), self.colormap)}
