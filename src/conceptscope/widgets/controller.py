@@ -5,7 +5,8 @@ target) as one immutable :class:`Subject`, replaced as a whole when the input or
 so work running on the worker thread reads a consistent input. The image is hashed once, when it
 is set: the subject's explanation is kept (the explainer's own cache would hash the image on every
 call), and heavy results (conditional heatmaps, composition trees) are cached per (image, target,
-layer, concept). Engine calls take the explainer's lock.
+layer, concept). The explainer and composition trees take the explainer's lock themselves; queries
+on the explanation are made holding it.
 """
 
 from __future__ import annotations
@@ -110,8 +111,7 @@ class Controller:
         with self._cache_lock:
             if self._explained is not None and self._explained[0] == subject.key:
                 return self._explained[1]
-        with self.explainer.lock:
-            explanation = self.explainer.explain(subject.image, subject.target)
+        explanation = self.explainer.explain(subject.image, subject.target)
         with self._cache_lock:
             self._explained = subject.key, explanation
         return explanation
@@ -172,8 +172,7 @@ class Controller:
         key = (subject.key, "tree", layer, int(channel), top)
         root = self._cached(key)
         if root is None:
-            with self.explainer.lock:
-                root = self.explainer.composition(subject.image, layer, int(channel), subject.target, depth=1, top=top)
+            root = self.explainer.composition(subject.image, layer, int(channel), subject.target, depth=1, top=top)
             root = self._store(key, root)
         return root
 
