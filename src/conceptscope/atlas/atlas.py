@@ -103,7 +103,7 @@ class Atlas:
         if not progress["complete"]:
             raise ValueError(f"atlas at {path} is incomplete ({progress['samples_done']} of {progress['samples']} "
                              "samples): run Atlas.build again with the same arguments to finish it")
-        identity.check_identity(path, manifest["identity"], identity.identity(explainer, dataset))
+        identity.check_identity(path, manifest["identity"], identity.of(explainer, dataset))
         return cls(path, explainer, dataset, manifest)
 
     # -- raw data ----------------------------------------------------------------------------------------------------

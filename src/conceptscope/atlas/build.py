@@ -103,7 +103,7 @@ def _probe(explainer, dataset, layers, target):
 def _open(path, explainer, dataset, config, batch_size, empty):
     """Rank 0: the manifest and state to continue from (fresh ones for a new atlas); refuses a mismatching path."""
     manifest = store.read_manifest(path)
-    found = identity.identity(explainer, dataset)
+    found = identity.of(explainer, dataset)
     if manifest is None:
         store.prepare_directory(path)
         progress = {"samples_done": 0, "samples": len(dataset), "complete": False, "batch_size": batch_size}

@@ -38,7 +38,7 @@ def dataset_fingerprint(dataset, samples=8):
     return {"length": length, "sample_hash": digest.hexdigest()}
 
 
-def identity(explainer, dataset=None):
+def of(explainer, dataset=None):
     """What an atlas is valid for: the model's weights, the LRP composite and (if given) the dataset."""
     found = {"model": {"class": type(explainer.model).__name__, "digest": model_digest(explainer.model)},
              "composite": describe_composite(explainer.composite)}
