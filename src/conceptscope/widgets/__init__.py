@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._bundle import MissingBundleError
 from ._protocol import ProtocolError
 from .concepts import ConceptList
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
 from .explorer import Explorer
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
@@ -19,15 +19,12 @@ from .target import TargetView
 from .tree import CompositionTree
 
 if TYPE_CHECKING:
-    import numpy as np
-    import torch
-
     from ..atlas import Atlas
     from ..engine import Explainer
 
 
-def explore(explainer: Explainer, image: torch.Tensor, atlas: Atlas | None = None, target: int | None = None,
-            classes: Sequence[str] | None = None, picture: np.ndarray | None = None, *, raw_image: Any = None,
+def explore(explainer: Explainer, image: ModelInput, atlas: Atlas | None = None, target: int | None = None,
+            classes: Sequence[str] | None = None, picture: Picture | None = None, *, raw_image: Any = None,
             **kwargs: Any) -> Explorer:
     """Open the explorer on ``image`` (a model input, C x H x W): heatmap, concepts, composition tree,
     prediction and target selector, with an ``atlas`` the reference gallery of each concept, and with a

@@ -17,7 +17,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,8 +26,13 @@ from ..engine import CompositionNode, ConceptScore, Explanation
 from ..render import picture_of
 from ._arrays import as_image
 
+if TYPE_CHECKING:
+    from ..engine import Explainer
+
 Box = Sequence[int]  # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
 Path = Sequence[Sequence[Any]]  # [(layer, channel), ...] from a tree's root down
+ModelInput = torch.Tensor | np.ndarray  # (C, H, W) float, normalised as the model expects
+Picture = np.ndarray | torch.Tensor  # uint8 (H, W, 3)
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,8 @@ class Controller:
     (H, W, 3) image shown (default: the input rescaled); ``classes`` names the model's classes.
     """
 
-    def __init__(self, explainer: Any, image: Any, target: int | None = None, picture: Any = None,
-                 classes: Sequence[str] | None = None, cache_size: int = 256):
+    def __init__(self, explainer: Explainer, image: ModelInput, target: int | None = None,
+                 picture: Picture | None = None, classes: Sequence[str] | None = None, cache_size: int = 256):
         self.explainer = explainer
         self.classes = None if classes is None else [str(c) for c in classes]
         self._cache: OrderedDict = OrderedDict()
@@ -73,7 +78,7 @@ class Controller:
             callback()
 
     # -- the input -------------------------------------------------------------------------------
-    def _subject(self, image: Any, picture: Any, target: int | None) -> Subject:
+    def _subject(self, image: ModelInput, picture: Picture | None, target: int | None) -> Subject:
         tensor = torch.as_tensor(image)
         if tensor.dim() != 3 or not tensor.is_floating_point():
             raise ValueError(f"image must be a float tensor (C, H, W) as the model takes it; got "
@@ -94,7 +99,7 @@ class Controller:
         if self.classes is not None and not 0 <= target < len(self.classes):
             raise ValueError(f"target {target} is not a class (0..{len(self.classes) - 1})")
 
-    def set_input(self, image: Any, picture: Any = None, target: int | None = None) -> None:
+    def set_input(self, image: ModelInput, picture: Picture | None = None, target: int | None = None) -> None:
         """Explain a new input (target: None for the predicted class)."""
         self._changed(self._subject(image, picture, target))
 

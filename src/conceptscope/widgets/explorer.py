@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 import numpy as np
 
 from ._worker import Worker
 from .concepts import ConceptList
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
 from .semantic_search import SemanticSearch
 from .snapshot import save_html
 from .target import TargetView
 from .tree import CompositionTree
+
+if TYPE_CHECKING:
+    from ..atlas import Atlas
+    from ..engine import Explainer
+    from ..semantics import SemanticLens
 
 # Work for the views around the one the user looks at (tree, gallery) waits this long, so that the
 # result asked for reaches the screen first (on 2 busy CPU cores this took the shapes world's
@@ -37,9 +43,10 @@ class Explorer(ipywidgets.VBox):
     without an atlas), ``search`` (None without a lens).
     """
 
-    def __init__(self, explainer: Any, image: Any, *, atlas: Any = None, target: int | None = None,
-                 classes: Any = None, picture: Any = None, layer: str | None = None, k: int = 8, lens: Any = None,
-                 vocabulary: Any = None, **kwargs: Any):
+    def __init__(self, explainer: Explainer, image: ModelInput, *, atlas: Atlas | None = None,
+                 target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
+                 layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
+                 vocabulary: Sequence[str] | None = None, **kwargs: Any):
         if atlas is None and lens is not None:
             atlas = lens.atlas
         if classes is None and atlas is not None:

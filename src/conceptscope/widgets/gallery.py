@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ..render import encode_png
 from ._protocol import ProtocolError, RequestWidget, request
+
+if TYPE_CHECKING:
+    from ..atlas import Atlas
 
 MODES = ("relevance", "activation")
 
@@ -36,7 +39,7 @@ class NeuronGallery(RequestWidget):
     note = traitlets.Unicode(help="Why nothing is shown (e.g. a layer the atlas lacks).").tag(sync=True)
     picked = traitlets.Int(-1, help="Dataset index of the last reference clicked (-1: none yet).")
 
-    def __init__(self, atlas: Any, layer: str | None = None, channel: int | None = None, *,
+    def __init__(self, atlas: Atlas, layer: str | None = None, channel: int | None = None, *,
                  mode: str = "relevance", crop: bool = True, page_size: int = 8, cache_size: int = 64, **kwargs: Any):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ..render import encode_png
 from ._protocol import ProtocolError, RequestWidget, request
+
+if TYPE_CHECKING:
+    from ..semantics import SemanticLens
 
 SCORES = ("clarity", "polysemanticity", "redundancy")
 
@@ -64,8 +67,8 @@ class SemanticSearch(RequestWidget):
     classes = traitlets.List(traitlets.Unicode(), help="The classes an audit can be run for.").tag(sync=True)
     audit = traitlets.Dict(help="The last audit (Audit.to_dict()), or {}.").tag(sync=True)
 
-    def __init__(self, lens: Any, *, explorer: Any = None, vocabulary: Any = None, templates: Any = None,
-                 k: int = 10, references: int = 4, **kwargs: Any):
+    def __init__(self, lens: SemanticLens, *, explorer: Any = None, vocabulary: Sequence[str] | None = None,
+                 templates: Sequence[str] | None = None, k: int = 10, references: int = 4, **kwargs: Any):
         if references < 1:
             raise ValueError(f"references must be a positive number of thumbnails per hit; got {references!r}")
         self.lens, self.templates, self.references = lens, templates, references

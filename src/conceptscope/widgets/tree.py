@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ..render import COLORMAPS, encode_png, heatmap_png
 from ._protocol import ProtocolError, RequestWidget, request
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
+
+if TYPE_CHECKING:
+    from ..engine import Explainer
 
 
 def _finite(tree: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +43,9 @@ class CompositionTree(RequestWidget):
     top = traitlets.Int(5, min=1, help="Sub-concepts per expanded node.").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the heatmap.")
 
-    def __init__(self, explainer: Any = None, image: Any = None, layer: str | None = None, channel: int | None = None,
-                 *, target: int | None = None, top: int = 5, picture: Any = None, classes: Any = None,
+    def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, layer: str | None = None,
+                 channel: int | None = None, *, target: int | None = None, top: int = 5,
+                 picture: Picture | None = None, classes: Sequence[str] | None = None,
                  controller: Controller | None = None, **kwargs: Any):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
         super().__init__(top=top, **kwargs)
