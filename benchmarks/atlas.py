@@ -10,7 +10,8 @@ Speed (writes benchmarks/results/atlas_<device>.json): samples/s of a full build
 statistics, final checkpoint) of torchvision VGG16 (random weights, 224 px, 16 synthetic images) and the shapes CNN
 (64 px, 256 images), recording each of 4 layers alone, the 4 in one pass, and the naive scheme of one build per layer
 (4 passes); median of ``--repeat`` runs (``--vgg-repeat`` for VGG16, minutes per run on CPU). The backward pass stops
-at the lowest recorded layer, so the 4 layers in one pass are compared with the lowest alone (target: at most 1.3x). CPU seconds are reported next to wall seconds: on a shared machine they vary far less.
+at the lowest recorded layer, so the 4 layers in one pass are compared with the lowest alone (target: at most 1.3x).
+CPU seconds are reported next to wall seconds: on a shared machine they vary far less.
 
 Concepts (writes benchmarks/results/atlas_concepts.json): for each colour, shape and texture of the shapes world, the
 channel of a layer whose activation best separates images with and without the concept (ground-truth masks); the share

@@ -21,7 +21,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from _common import report, timed  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
-from conceptscope.engine.reference import naive_conditional_heatmaps  # noqa: E402
+from conceptscope.engine.naive_crp import naive_conditional_heatmaps  # noqa: E402
 from conceptscope.models import make_composite  # noqa: E402
 
 MODELS = {"vgg16": "features.28", "resnet18": "layer4.1.conv2"}

@@ -12,15 +12,16 @@ Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``ca
   windows (one forward pass per batch) and whole images (each sample pictured once); plus the tiny CLIP's
   ``encode_images`` alone on 32 px crops.
 - search: latency of ``lens.search`` with 1 and 10 texts over every concept of every layer of the shapes VGG.
-- scores: clarity, polysemanticity and redundancy (:mod:`conceptscope.semantics.scores`) of 1280 concepts x 100
+- scores: clarity, polysemanticity and redundancy (:mod:`conceptscope.semantics.formulas`) of 1280 concepts x 100
   references x 512 dimensions, the synthetic embeddings of ``benchmarks/reference/semanticlens_scores.py``; with
   ``--reference-python`` that script (semanticlens 0.2.1, in its own venv) runs on the same embeddings in a
   subprocess, alternating with ours ``--reference-repeat`` times, and the ratio of the median total times is reported
   (target >= 10x; its wall time swings with the load of other jobs, the CPU-time ratio less).
-- ground truth: :mod:`conceptscope.semantics.evaluation` per atlas size, layer and crop — retrieval@3 (share of the
+- ground truth: :mod:`conceptscope.world.lens_evaluation` per atlas size, layer and crop — retrieval@3 (share of the
   concepts a layer encodes whose text query puts an encoding channel in the top 3), label accuracy (share of selective
   channels labelled with a concept they encode; the lens's default label settings (bare texts), and with
-  ``templates=TEMPLATES``); and the audit of class "green square" in the spurious VGG against the clean VGG (share of the
+  ``templates=TEMPLATES``);
+  and the audit of class "green square" in the spurious VGG against the clean VGG (share of the
   class's relevance on concepts aligned with "a magenta mark in the corner") on the same number of images, which carry
   the mark as in training. The figures depend on the atlas size (which references a channel gets), hence two sizes.
 """
@@ -41,9 +42,9 @@ from _common import report, timed  # noqa: E402
 from reference import synthetic  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
-from conceptscope.semantics import SemanticLens, evaluation  # noqa: E402
-from conceptscope.semantics import scores as formulas  # noqa: E402
+from conceptscope.semantics import SemanticLens, formulas  # noqa: E402
 from conceptscope.semantics.lens import TEMPLATES  # noqa: E402
+from conceptscope.world import lens_evaluation as evaluation  # noqa: E402
 
 REFERENCE = Path(__file__).parent / "reference" / "semanticlens_scores.py"
 LAYERS = ["features.8", "features.11", "features.15"]

@@ -44,7 +44,7 @@ xp = cs.Explainer(world.model)
 data = world.dataset("test", n=64)
 atlas = Atlas.build(xp, data, ["features.15", "features.11"], tempfile.mkdtemp() + "/atlas", k=16, progress=False)
 x = data[3][0]
-ex = explore(xp, x, atlas=atlas, raw_image=data.raw_image(3))
+ex = explore(xp, x, atlas=atlas, picture=data.raw_image(3))
 """,
     "vgg16": """
 import torchvision

@@ -1,9 +1,11 @@
+// @ts-check
 // ConceptList: the top concepts of a layer with share bars and conditional-heatmap thumbnails.
 // Choosing a layer sends "layer"; clicking a concept sends "select" (it is highlighted at once).
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { conceptLabel, formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
+import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
 
@@ -32,6 +34,16 @@ export function rankingNote(layer, region) {
   return `${layer || "…"}: ${where}`;
 }
 
+/**
+ * The synced traits of the Python view.
+ * @typedef {{
+ *   layers: string[], layer: string, k: number, region: number[], busy: boolean, error: string,
+ *   concepts: { layer: string, channel: number, relevance: number, share: number, thumbnail: DataView }[],
+ *   selected: { layer?: string, channel?: number },
+ * }} Model
+ */
+
+/** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
   const root = element("div", { className: "cs-view cs-concepts" });
   const layer = element("select", { className: "cs-layer" });
@@ -92,6 +104,7 @@ function render({ model, el }) {
 
   layer.addEventListener("change", () => channel.request("layer", { layer: layer.value }));
   const rerender = coalesce(renderList);
+  /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [
     ["msg:custom", onMessage],
     ["change:layers", renderLayers],
@@ -100,11 +113,11 @@ function render({ model, el }) {
     ["change:selected", renderSelection],
     ["change:region", rerender],
   ];
-  for (const [name, fn] of listeners) model.on(name, fn);
+  const unlisten = listen(model, listeners);
   renderLayers();
   renderList();
   return () => {
-    for (const [name, fn] of listeners) model.off(name, fn);
+    unlisten();
     channel.dispose();
     urls.release();
   };

@@ -1,9 +1,11 @@
+// @ts-check
 // NeuronGallery: reference samples of a concept (RelMax / ActMax, cropped or whole), paged.
 // Mode, crop and page changes send "query"; clicking a reference sends "pick".
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { conceptLabel, formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
+import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
 
@@ -32,6 +34,16 @@ export function classesText(classes) {
   return classes.length ? `for: ${classes.map((c) => `${c.name} ${formatShare(c.share)}`).join(", ")}` : "";
 }
 
+/**
+ * The synced traits of the Python view.
+ * @typedef {{
+ *   concept: { layer?: string, channel?: number }, mode: "relevance" | "activation", crop: boolean,
+ *   page: number, pages: number, page_size: number, note: string, busy: boolean, error: string,
+ *   references: { index: number, score: number, image: DataView }[], classes: { name: string, share: number }[],
+ * }} Model
+ */
+
+/** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
   const root = element("div", { className: "cs-view cs-gallery" });
   const title = element("div", { className: "cs-title" });
@@ -98,14 +110,15 @@ function render({ model, el }) {
 
   const onMessage = (msg) => channel.accept(msg);
   const rerender = coalesce(renderAll);
+  /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [["msg:custom", onMessage]];
   for (const name of ["concept", "mode", "crop", "page", "pages", "references", "classes", "note"]) {
     listeners.push([`change:${name}`, rerender]);
   }
-  for (const [name, fn] of listeners) model.on(name, fn);
+  const unlisten = listen(model, listeners);
   renderAll();
   return () => {
-    for (const [name, fn] of listeners) model.off(name, fn);
+    unlisten();
     channel.dispose();
     urls.release();
   };

@@ -1,12 +1,13 @@
+// @ts-check
 // HeatmapView: an image with its relevance heatmap overlaid. Click a pixel to ask Python for its
 // relevance ("pixel" -> "pixel_result"), drag a box to set a region ("region" -> "region_result"),
 // switch between the full heatmap and the selected concept's conditional heatmap (`show`).
-import { byteLength, decodePng, drawComposite, drawRegion } from "./lib/canvas.js";
+import { byteLength, createDecoder, drawComposite, drawRegion } from "./lib/canvas.js";
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { formatRelevance } from "./lib/format.js";
 import { boxFromPixels, clientToPixel, displayScale } from "./lib/geometry.js";
-import { createRequests } from "./lib/requests.js";
+import { listen } from "./lib/listen.js";
 import { createStatus } from "./lib/status.js";
 
 const CSS = `
@@ -44,13 +45,23 @@ function buildDom(el, colormaps) {
   return { root, canvas, caption, opacity, colormap, showHeatmap, showConcept, clearRegion, status: createStatus(root) };
 }
 
+/**
+ * The synced traits of the Python view.
+ * @typedef {{
+ *   image_png: DataView, heatmap_png: DataView, concept_png: DataView, concept_label: string,
+ *   show: "heatmap" | "concept", region: number[], colormap: string, colormaps: string[], opacity: number,
+ *   busy: boolean, error: string,
+ * }} Model
+ */
+
+/** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
   const ui = buildDom(el, model.get("colormaps"));
   const ctx = ui.canvas.getContext("2d");
   const state = { image: null, heatmap: null, concept: null, marker: null, drag: null, frame: 0 };
   const channel = createChannel(model, ui.status);
-  const decodes = createRequests("decode");
-  const conceptDecodes = createRequests("decode-concept");
+  const decodeImages = createDecoder(ui.status, "decode");
+  const decodeConcept = createDecoder(ui.status, "decode-concept");
 
   const showingConcept = () => model.get("show") === "concept" && state.concept !== null;
 
@@ -73,34 +84,21 @@ function render({ model, el }) {
   async function loadImages() {
     const [imagePng, heatmapPng] = [model.get("image_png"), model.get("heatmap_png")];
     if (!byteLength(imagePng)) return;
-    const id = decodes.start();
-    try {
-      const [image, heatmap] = await Promise.all([
-        decodePng(imagePng),
-        byteLength(heatmapPng) ? decodePng(heatmapPng) : null,
-      ]);
-      if (!decodes.accept({ id })) return;
+    await decodeImages([imagePng, heatmapPng], ([image, heatmap]) => {
       Object.assign(state, { image, heatmap });
       redraw();
-    } catch (err) {
-      if (decodes.accept({ id })) ui.status.showError(`could not decode the image: ${err.message ?? err}`);
-    }
+    });
   }
 
   // The concept's bitmap keeps the label it was sent with, so a frame never shows one concept's
   // name with another's map while a new PNG decodes.
   async function loadConcept() {
     const [png, label] = [model.get("concept_png"), model.get("concept_label")];
-    const id = conceptDecodes.start();
-    try {
-      const bitmap = byteLength(png) ? await decodePng(png) : null;
-      if (!conceptDecodes.accept({ id })) return;
+    await decodeConcept([png], ([bitmap]) => {
       state.concept = bitmap ? { bitmap, label } : null;
       syncControls();
       redraw();
-    } catch (err) {
-      if (conceptDecodes.accept({ id })) ui.status.showError(`could not decode the image: ${err.message ?? err}`);
-    }
+    });
   }
 
   function requestPixel({ x, y }) {
@@ -191,6 +189,7 @@ function render({ model, el }) {
     model.set("show", value);
     model.save_changes();
   };
+  /** @type {import("./lib/listen.js").DomListener[]} */
   const domListeners = [
     [ui.canvas, "mousedown", onMouseDown],
     [window, "mousemove", onMouseMove],
@@ -208,6 +207,7 @@ function render({ model, el }) {
       model.save_changes();
     }],
   ];
+  /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [
     ["msg:custom", onMessage],
     ["change:opacity", onState],
@@ -218,14 +218,12 @@ function render({ model, el }) {
     ["change:heatmap_png", onHeatmapChange],
     ["change:concept_png", loadConcept],
   ];
-  for (const [target, name, fn] of domListeners) target.addEventListener(name, fn);
-  for (const [name, fn] of listeners) model.on(name, fn);
+  const unlisten = listen(model, listeners, domListeners);
   syncControls();
   loadImages();
   loadConcept();
   return () => {
-    for (const [target, name, fn] of domListeners) target.removeEventListener(name, fn);
-    for (const [name, fn] of listeners) model.off(name, fn);
+    unlisten();
     channel.dispose();
   };
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // SemanticSearch: concepts found by text (similarity, label, scores, reference thumbnails) and a class audit.
 // Enter or the button sends "search"; the vocabulary field sends "vocabulary"; clicking a hit or an audited
 // concept sends "select" (highlighted at once); the audit button sends "audit".
@@ -5,6 +6,7 @@ import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { conceptLabel, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
+import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
 
@@ -72,6 +74,16 @@ const auditHeader = () =>
   ]);
 const sameConcept = (a, b) => a?.layer === b?.layer && a?.channel === b?.channel;
 
+/**
+ * The synced traits of the Python view.
+ * @typedef {{
+ *   layers: string[], layer: string, query: string, k: number, vocabulary: string[], classes: string[],
+ *   hits: Record<string, any>[], thumbnails: Record<string, { index: number, image: DataView }[]>,
+ *   selected: { layer?: string, channel?: number }, audit: Record<string, any>, busy: boolean, error: string,
+ * }} Model
+ */
+
+/** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
   const root = element("div", { className: "cs-view cs-search" });
   const query = element("input", { type: "search", className: "cs-query", placeholder: "search concepts, e.g. red" });
@@ -241,6 +253,7 @@ function render({ model, el }) {
 
   const rerenderChoices = coalesce(renderChoices);
   const rerenderHits = coalesce(renderHits);
+  /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [
     ["msg:custom", onMessage],
     ["change:layers", rerenderChoices],
@@ -253,12 +266,12 @@ function render({ model, el }) {
     ["change:audit", coalesce(renderAudit)],
     ["change:selected", renderSelection],
   ];
-  for (const [name, fn] of listeners) model.on(name, fn);
+  const unlisten = listen(model, listeners);
   renderChoices();
   renderHits();
   renderAudit();
   return () => {
-    for (const [name, fn] of listeners) model.off(name, fn);
+    unlisten();
     channel.dispose();
     hitUrls.release();
   };

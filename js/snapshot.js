@@ -1,3 +1,4 @@
+// @ts-check
 // Static HTML snapshots: render saved view states with the same view modules, without a kernel.
 // The page holds <div id="cs-root"> and <script id="cs-snapshot" type="application/json"> with the
 // layout written by conceptscope.widgets.snapshot: {view, state} or {box: "row"|"column", children}.

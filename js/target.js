@@ -1,8 +1,10 @@
+// @ts-check
 // TargetView: the prediction's top classes (bars) and the class to explain (click a bar or choose in
 // the dropdown; sends "target").
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { formatShare } from "./lib/format.js";
+import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
 
@@ -16,6 +18,15 @@ const CSS = `
 .cs-target .cs-bar span { display: block; height: 100%; background: #1e88e5; }
 `;
 
+/**
+ * The synced traits of the Python view.
+ * @typedef {{
+ *   classes: string[], predictions: { index: number, name: string, probability: number }[],
+ *   target: number, predicted: number, k: number, busy: boolean, error: string,
+ * }} Model
+ */
+
+/** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
   const root = element("div", { className: "cs-view cs-target" });
   const select = element("select", { className: "cs-select" });
@@ -53,12 +64,13 @@ function render({ model, el }) {
 
   select.addEventListener("change", () => choose(Number(select.value)));
   const rerender = coalesce(renderAll);
+  /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [["msg:custom", (msg) => channel.accept(msg)]];
   for (const name of ["classes", "predictions", "target", "predicted"]) listeners.push([`change:${name}`, rerender]);
-  for (const [name, fn] of listeners) model.on(name, fn);
+  const unlisten = listen(model, listeners);
   renderAll();
   return () => {
-    for (const [name, fn] of listeners) model.off(name, fn);
+    unlisten();
     channel.dispose();
   };
 }

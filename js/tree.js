@@ -1,12 +1,13 @@
+// @ts-check
 // CompositionTree: a concept and its sub-concepts in lower layers (laid out by d3-hierarchy), with
 // the selected node's conditional heatmap. Clicking a node sends "expand" (Python computes its
 // sub-concepts and selects it).
-import { byteLength, decodePng, drawComposite } from "./lib/canvas.js";
+import { byteLength, createDecoder, drawComposite } from "./lib/canvas.js";
 import { createChannel } from "./lib/channel.js";
 import { element, style, svgElement } from "./lib/dom.js";
 import { conceptLabel, formatShare } from "./lib/format.js";
 import { displayScale } from "./lib/geometry.js";
-import { createRequests } from "./lib/requests.js";
+import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
 import { NODE, layoutTree, pathKey } from "./lib/tree_layout.js";
@@ -50,6 +51,15 @@ function nodeElement(n, { selected, pending, onClick }) {
   return g;
 }
 
+/**
+ * The synced traits of the Python view.
+ * @typedef {{
+ *   tree: Record<string, any>, selected: [string, number][], image_png: DataView, heatmap_png: DataView,
+ *   top: number, busy: boolean, error: string,
+ * }} Model
+ */
+
+/** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
   const root = element("div", { className: "cs-view cs-tree" });
   const svg = svgElement("svg", { class: "cs-svg" });
@@ -63,7 +73,7 @@ function render({ model, el }) {
   el.append(root);
   const status = createStatus(root);
   const channel = createChannel(model, status);
-  const decodes = createRequests("decode");
+  const decode = createDecoder(status);
   const ctx = canvas.getContext("2d");
   let pending = null;
   let frame = 0;
@@ -96,10 +106,7 @@ function render({ model, el }) {
   async function renderDetail() {
     const [imagePng, heatmapPng, path] = [model.get("image_png"), model.get("heatmap_png"), model.get("selected")];
     if (!byteLength(imagePng) || !byteLength(heatmapPng)) return;
-    const id = decodes.start();
-    try {
-      const [image, heatmap] = await Promise.all([decodePng(imagePng), decodePng(heatmapPng)]);
-      if (!decodes.accept({ id })) return;
+    await decode([imagePng, heatmapPng], ([image, heatmap]) => {
       const scale = displayScale(image.width, DETAIL_WIDTH);
       Object.assign(canvas, { width: image.width * scale, height: image.height * scale });
       drawComposite(ctx, { image, heatmap, opacity: 0.6, scale, marker: null });
@@ -107,9 +114,7 @@ function render({ model, el }) {
       frame += 1;
       canvas.dataset.frame = String(frame);
       canvas.dataset.shown = label.textContent;
-    } catch (err) {
-      if (decodes.accept({ id })) status.showError(`could not decode the image: ${err.message ?? err}`);
-    }
+    });
   }
 
   function onMessage(msg) {
@@ -120,6 +125,7 @@ function render({ model, el }) {
 
   const rerenderTree = coalesce(renderTree);
   const rerenderDetail = coalesce(renderDetail);
+  /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [
     ["msg:custom", onMessage],
     ["change:tree", rerenderTree],
@@ -128,11 +134,11 @@ function render({ model, el }) {
     ["change:image_png", rerenderDetail],
     ["change:heatmap_png", rerenderDetail],
   ];
-  for (const [name, fn] of listeners) model.on(name, fn);
+  const unlisten = listen(model, listeners);
   renderTree();
   renderDetail();
   return () => {
-    for (const [name, fn] of listeners) model.off(name, fn);
+    unlisten();
     channel.dispose();
   };
 }

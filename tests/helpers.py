@@ -18,7 +18,7 @@ def model_state(model):
         "hooks": {name: (list(m._forward_hooks), list(m._forward_pre_hooks), list(m._backward_hooks),
                          list(getattr(m, "_backward_pre_hooks", {}))) for name, m in model.named_modules()},
         "modules": [name for name, _ in model.named_modules()],
-        "forward": {name: getattr(m, "forward") for name, m in model.named_modules()},
+        "forward": {name: m.forward for name, m in model.named_modules()},
     }
 
 

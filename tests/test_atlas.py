@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 import conceptscope as cs
 from conceptscope.atlas import Atlas, AtlasMismatchError, store, topk
+from conceptscope.atlas.samples import load_sample
 from conceptscope.world.concepts import COLOURS
 
 N, BATCH, K = 64, 10, 8  # 7 batches, the last one partial: uneven shards over 2 ranks
@@ -364,3 +365,34 @@ def test_relmax_references_of_colour_channels_show_the_colour(built, brute, data
         shares.append(np.mean([masks[i][colour].any() for i in indices]))
         base.append(has.mean())
     assert np.mean(shares) >= 0.85 and np.mean(shares) > np.mean(base) + 0.2, (shares, base)
+
+
+def test_a_sample_is_the_model_input_its_label_and_the_datasets_picture(built, explainer, dataset):
+    atlas = Atlas.load(built[0].path, explainer, dataset)
+    sample = atlas.sample(5)
+    image, label = dataset[5]
+    assert sample.index == 5 and sample.label == label
+    torch.testing.assert_close(sample.image, image, rtol=0, atol=0)
+    np.testing.assert_array_equal(sample.picture, dataset.raw_image(5))
+    with pytest.raises(ValueError, match="dataset"):
+        Atlas.load(built[0].path, explainer).sample(5)
+
+
+def test_a_sample_without_a_picture_of_its_own_shows_the_input_in_rgb():
+    """Grey inputs (one channel) and grey raw images both become RGB pictures, in the one place that makes them."""
+    class Grey(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return torch.linspace(-1, 1, 16).reshape(1, 4, 4) * (index + 1), index
+
+    sample = load_sample(Grey(), 1, "label")
+    assert sample.picture.shape == (4, 4, 3) and sample.label == 1
+    assert sample.picture[0, 0].tolist() == [0, 0, 0] and sample.picture[3, 3].tolist() == [255, 255, 255]
+
+    class GreyPictures(Grey):
+        def raw_image(self, index):
+            return np.full((4, 4), 9 * index, dtype=np.uint8)
+
+    np.testing.assert_array_equal(load_sample(GreyPictures(), 1, None).picture, np.full((4, 4, 3), 9, np.uint8))

@@ -13,7 +13,7 @@ from zennit.rules import Epsilon, Pass
 from zennit.torchvision import ResNetCanonizer
 
 import conceptscope as cs
-from conceptscope.engine.reference import naive_conditional_heatmaps
+from conceptscope.engine.naive_crp import naive_conditional_heatmaps
 from conceptscope.models import make_composite
 
 from .helpers import assert_unchanged, model_state, relative_error

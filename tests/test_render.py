@@ -1,12 +1,13 @@
-"""Colormap, overlay and PNG encoding: values checked against hand-derived expectations."""
+"""Colormap, overlay, pictures and PNG encoding: values checked against hand-derived expectations."""
 
 import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from conceptscope.render import COLORMAPS, encode_png, overlay, relevance_to_rgba
+from conceptscope.render import COLORMAPS, encode_png, overlay, picture_of, relevance_to_rgba, to_rgb
 from conceptscope.render.colormap import colour_table
 
 BLUE, WHITE, RED = (0, 0, 255, 255), (255, 255, 255, 255), (255, 0, 0, 255)
@@ -99,3 +100,25 @@ def test_png_roundtrip_is_lossless(shape):
 def test_png_rejects_bad_images(img):
     with pytest.raises(ValueError, match="image must"):
         encode_png(img)
+
+
+def test_to_rgb_repeats_grey_and_drops_alpha():
+    grey = np.array([[0, 128], [255, 7]], dtype=np.uint8)
+    for pixels in (grey, grey[..., None]):
+        rgb = to_rgb(pixels)
+        assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+        assert all(np.array_equal(rgb[..., c], grey) for c in range(3))
+    rgba = np.dstack([grey, grey + 1, grey // 2, np.zeros_like(grey)])
+    np.testing.assert_array_equal(to_rgb(rgba), rgba[..., :3])
+    with pytest.raises(ValueError, match="uint8"):
+        to_rgb(grey.astype(np.float32))
+
+
+def test_picture_of_a_model_input_is_min_max_scaled_rgb():
+    image = torch.tensor([[[-2.0, 0.0], [1.0, 2.0]]])  # one grey channel: -2 .. 2 -> 0 .. 255
+    picture = picture_of(image)
+    assert picture.shape == (2, 2, 3) and picture.dtype == np.uint8
+    np.testing.assert_array_equal(picture[..., 0], [[0, 128], [191, 255]])  # 127.5 and 191.25 rounded
+    assert (picture == picture[..., :1]).all()
+    colour = picture_of(torch.stack([image[0], -image[0], image[0] * 0]))
+    np.testing.assert_array_equal(colour[..., 1], [[255, 128], [64, 0]])

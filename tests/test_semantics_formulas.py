@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conceptscope.semantics import scores as f
+from conceptscope.semantics import formulas as f
 
 D = 24
 

@@ -13,7 +13,8 @@ import conceptscope.semantics as semantics
 from conceptscope.semantics import FoundationModel, FoundationUnavailableError, OpenClip
 from conceptscope.world.api import ASSETS
 from conceptscope.world.clip import WEIGHTS, load_clip
-from conceptscope.world.train_clip import MARK_QUERY, eval_crops, zero_shot
+from conceptscope.world.concepts import MARK_QUERY
+from conceptscope.world.train_clip import eval_crops, zero_shot
 
 FRESH_SEED = 4242  # training uses only the train seed (10000); the shipped metrics use the test seed (30000)
 

@@ -1,11 +1,12 @@
 """SemanticLens against the shapes world's ground truth, with the shipped tiny CLIP (issue 6, item 5).
 
 Ground truth: the channels of the plain VGG that encode each concept (AUC >= 0.9 of object activations, see
-:mod:`conceptscope.semantics.evaluation`), in a middle (features.8) and the last (features.15) conv layer. Checked: a
+:mod:`conceptscope.world.lens_evaluation`), in a middle (features.8) and the last (features.15) conv layer. Checked: a
 text query for an encoded concept puts an encoding channel in its top 3 (issue target: >= 80 % of the concepts);
 ``label`` names what a selective channel encodes (>= 70 %); relevance-cropped references find concepts at least as
-well as fixed windows; ``audit`` finds the magenta corner mark planted in the spurious VGG's training ("green square" images), which
-the clean VGG does not use. The figures measured are in the comments and in ``benchmarks/results/semantics_cpu.json``.
+well as fixed windows; ``audit`` finds the magenta corner mark planted in the spurious VGG's training ("green square"
+images), which the clean VGG does not use. The figures measured are in the comments and in
+``benchmarks/results/semantics_cpu.json``.
 
 One set of images serves all: 400 test images of the spurious world with the mark drawn as in training (on 90 % of
 the "green square" images), so the plain VGG's atlas gives both the ground-truth figures and the clean side of the
@@ -16,7 +17,7 @@ import torch
 
 import conceptscope as cs
 from conceptscope.semantics import SemanticLens
-from conceptscope.semantics import evaluation
+from conceptscope.world import lens_evaluation as evaluation
 
 N_IMAGES, K, N_REFERENCES = 400, 16, 16
 LAYERS = ["features.8", "features.15"]  # a middle and the last conv layer: the ground-truth figures

@@ -13,9 +13,8 @@ import torch
 from PIL import Image
 
 import conceptscope as cs
-from conceptscope.atlas.build import split_item
-from conceptscope.semantics import OpenClip, SemanticLens
-from conceptscope.semantics import scores as formulas
+from conceptscope.atlas.samples import split_item
+from conceptscope.semantics import OpenClip, SemanticLens, formulas
 from conceptscope.semantics.references import window_box
 from conceptscope.world.concepts import COLOURS
 
@@ -221,7 +220,7 @@ def test_text_search_finds_concepts_of_the_ground_truth(lens, dataset):
         pytest.skip("needs the shapes world's trained tiny CLIP")
     shares, rates = [], []
     for word in ["red", "green", "blue", "yellow", "striped", "dotted", "circle", "square", "triangle", "cross"]:
-        def shows(index):
+        def shows(index, word=word):
             return any(word in (o["colour"], o["texture"], o["shape"]) for o in dataset.objects(int(index)))
 
         rates.append(np.mean([shows(i) for i in range(N)]))

@@ -26,7 +26,7 @@ def atlas(xp, data, tmp_path_factory):
 
 @pytest.fixture
 def ex(xp, data, atlas):
-    explorer = explore(xp, data[3][0], atlas=atlas, raw_image=data.raw_image(3))
+    explorer = explore(xp, data[3][0], atlas=atlas, picture=data.raw_image(3))
     for view in explorer.views:
         view.sent = []
         view.send = lambda content, buffers=None, view=view: view.sent.append(content)
@@ -188,3 +188,15 @@ def test_save_html_writes_a_standalone_snapshot(ex, tmp_path):
     assert heatmap["state"]["concept_label"] == ex.heatmap.concept_label
     thumbnails = data["children"][1]["children"][1]["state"]["concepts"]
     assert base64.b64decode(thumbnails[0]["thumbnail"]["$bytes"]) == ex.concepts.concepts[0]["thumbnail"]
+
+
+def test_the_old_raw_image_keyword_still_works_with_a_warning(xp, data):
+    with pytest.warns(DeprecationWarning, match="picture="):
+        explorer = explore(xp, data[3][0], raw_image=data.raw_image(3))
+    np.testing.assert_array_equal(explorer.controller.subject.picture, data.raw_image(3))
+    with pytest.raises(TypeError, match="picture= only"):
+        explore(xp, data[3][0], picture=data.raw_image(3), raw_image=data.raw_image(3))
+    with pytest.warns(DeprecationWarning, match="tree_node"):
+        node = explorer.controller.node([[LAYER, 1]])
+    assert (node.layer, node.channel) == (LAYER, 1)
+    assert explorer.wait(30)

@@ -34,7 +34,7 @@ def capture(view):
 
 @pytest.fixture
 def ex(xp, data, lens):
-    explorer = explore(xp, data[3][0], lens=lens, vocabulary=VOCABULARY, raw_image=data.raw_image(3))
+    explorer = explore(xp, data[3][0], lens=lens, vocabulary=VOCABULARY, picture=data.raw_image(3))
     for view in explorer.views:
         capture(view)
     assert explorer.wait(30)
@@ -181,3 +181,12 @@ def test_python_api_and_select_callbacks_without_an_explorer(lens):
     assert view.selected == {"layer": "features.11", "channel": 4} and chosen == [("features.11", 4)]
     with pytest.raises(ValueError, match="unknown layer"):
         view.select("nope", 0)
+
+
+def test_a_search_built_for_an_explorer_the_old_way_still_shares_its_worker_and_selects(ex, lens):
+    with pytest.warns(DeprecationWarning, match="explorer="):
+        view = SemanticSearch(lens, explorer=ex)
+    assert view._worker is ex.worker
+    view.select(LAYERS[0], 2)
+    assert ex.wait(30)
+    assert ex.tree.tree["layer"] == LAYERS[0] and ex.tree.tree["channel"] == 2

@@ -76,6 +76,30 @@ def test_controller_caches_conditional_heatmaps_per_input_target_layer_and_chann
     assert calls[-1] == [1]
 
 
+def test_controller_asks_the_explainer_once_per_input_and_target(xp, data, image, monkeypatch):
+    """The image is hashed once per input (the controller's digest): queries reuse the subject's explanation instead
+    of asking the explainer, whose cache would hash the image again on every call."""
+    asked = []
+    original = cs.Explainer.explain
+
+    def counting(self, image, target=None, layers=None):
+        asked.append(target)
+        return original(self, image, target, layers)
+
+    monkeypatch.setattr(cs.Explainer, "explain", counting)
+    controller = Controller(xp, image)
+    controller.predictions()
+    controller.top_concepts(LAYER, 3)
+    controller.conditional(LAYER, [1, 2])
+    controller.default_layer()
+    assert asked == [None]
+    controller.set_target(2)
+    controller.top_concepts(LAYER, 3)
+    controller.set_input(data[5][0])
+    controller.predictions()
+    assert asked == [None, 2, None]
+
+
 def test_controller_rejects_bad_inputs(xp, image):
     with pytest.raises(ValueError, match=r"float tensor \(C, H, W\)"):
         Controller(xp, image[None])
@@ -168,7 +192,8 @@ def test_concept_list_shows_top_concepts_with_thumbnails(concepts, xp, image):
 def test_layer_request_lists_that_layers_concepts(concepts, xp, image):
     assert deliver(concepts, type="layer", id=1, layer="features.8") == {"type": "done", "request": "concepts", "id": 1}
     assert concepts.layer == "features.8"
-    assert [c["channel"] for c in concepts.concepts] == [s.channel for s in xp.explain(image).top_concepts("features.8", 5)]
+    expected = [s.channel for s in xp.explain(image).top_concepts("features.8", 5)]
+    assert [c["channel"] for c in concepts.concepts] == expected
 
 
 @pytest.mark.parametrize("message, error", [

@@ -62,7 +62,8 @@ def test_item_is_normalised_raw_image(world, ds):
     assert image.dtype == torch.float32 and image.shape == (3, 64, 64) and isinstance(label, int)
     raw = ds.raw_image(3)
     assert raw.dtype == np.uint8 and raw.shape == (64, 64, 3)
-    expected = (raw.transpose(2, 0, 1) / 255.0 - np.array(world.mean)[:, None, None]) / np.array(world.std)[:, None, None]
+    mean, std = np.array(world.mean)[:, None, None], np.array(world.std)[:, None, None]
+    expected = (raw.transpose(2, 0, 1) / 255.0 - mean) / std
     assert np.allclose(image.numpy(), expected, atol=1e-5)
     assert torch.allclose(world.normalize(torch.from_numpy(raw).permute(2, 0, 1) / 255.0), image, atol=1e-6)
     assert world.normalize(np.stack([raw, raw])).shape == (2, 3, 64, 64)
@@ -161,7 +162,9 @@ def test_captions_name_every_object(ds):
 def test_sizes_scale_the_same_scene():
     small, large = ShapesDataset(30, seed=3, size=64), ShapesDataset(30, seed=3, size=96)
     assert large.raw_image(0).shape == (96, 96, 3) and large.masks(0)["red"].shape == (96, 96)
-    attrs = lambda d, i: [{k: o[k] for k in ATTRIBUTES} for o in d.objects(i)]
+    def attrs(d, i):
+        return [{k: o[k] for k in ATTRIBUTES} for o in d.objects(i)]
+
     assert all(attrs(small, i) == attrs(large, i) and small.label(i) == large.label(i) for i in range(30))
 
 
@@ -208,7 +211,7 @@ def test_bad_input_errors(world, ds):
     with pytest.raises(ValueError, match="unknown corner_mark"):
         spurious.dataset(corner_mark="sometimes")
     with pytest.raises(ValueError, match="no model 'resnet' is shipped for variant 'spurious'; available: 'vgg'"):
-        spurious.resnet
+        _ = spurious.resnet
 
 
 def test_models_are_fresh_eval_instances_with_torchvision_layout(world):
@@ -218,7 +221,8 @@ def test_models_are_fresh_eval_instances_with_torchvision_layout(world):
     assert isinstance(world.model, ShapesVGG) and isinstance(world.resnet, ShapesResNet)
     assert world.model is not other.model and not world.model.training and not world.resnet.training
     modules = dict(world.model.named_modules())
-    assert isinstance(modules["features.0"], torch.nn.Conv2d) and isinstance(modules["features.1"], torch.nn.BatchNorm2d)
+    assert isinstance(modules["features.0"], torch.nn.Conv2d)
+    assert isinstance(modules["features.1"], torch.nn.BatchNorm2d)
     assert 80_000 < sum(p.numel() for p in world.model.parameters()) < 130_000
     relus = [m for m in list(world.model.modules()) + list(world.resnet.modules()) if isinstance(m, torch.nn.ReLU)]
     assert relus and not any(m.inplace for m in relus)

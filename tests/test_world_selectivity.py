@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 import conceptscope as cs
-from conceptscope.world.selectivity import (auc, encoding_channels, object_activations, probe_dataset,
-                                            selectivity)
+from conceptscope.world.selectivity import auc, encoding_channels, object_activations, probe_dataset, selectivity
 
 
 def pairwise_auc(scores, positive):

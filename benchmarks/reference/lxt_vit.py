@@ -42,11 +42,10 @@ torch.set_num_threads(2)
 import torchvision  # noqa: E402
 import zennit.core  # noqa: E402
 import zennit.rules  # noqa: E402
+from lxt.efficient import monkey_patch, monkey_patch_zennit  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from torchvision.models import vision_transformer  # noqa: E402
 from zennit.composites import LayerMapComposite  # noqa: E402
-
-from lxt.efficient import monkey_patch, monkey_patch_zennit  # noqa: E402
 
 # every class attribute that lxt's ViT recipe replaces; the originals are kept for the plain gradient x input timing
 PATCHED = [

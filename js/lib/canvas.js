@@ -1,8 +1,28 @@
-// PNG buffers to bitmaps, and the image + heatmap + marker composite on a 2-D canvas context.
+// @ts-check
+// PNG buffers to bitmaps (the latest decode wins), and the image + heatmap + marker composite on a 2-D canvas context.
+import { createRequests } from "./requests.js";
 
 /** Decode PNG bytes (DataView / typed array / ArrayBuffer from a Bytes traitlet) to an ImageBitmap. */
 export function decodePng(bytes) {
   return createImageBitmap(new Blob([bytes], { type: "image/png" }));
+}
+
+/**
+ * Decode the latest PNGs: `decode(pngs, show)` decodes each buffer (null for an empty one) and calls
+ * `show(bitmaps)` unless a newer `decode` call came meanwhile; a failure of the latest call is shown
+ * with `status.showError`.
+ */
+export function createDecoder(status, prefix = "decode") {
+  const decodes = createRequests(prefix);
+  return async function decode(pngs, show) {
+    const id = decodes.start();
+    try {
+      const bitmaps = await Promise.all(pngs.map((png) => (byteLength(png) ? decodePng(png) : null)));
+      if (decodes.accept({ id })) show(bitmaps);
+    } catch (err) {
+      if (decodes.accept({ id })) status.showError(`could not decode the image: ${err.message ?? err}`);
+    }
+  };
 }
 
 /** Byte length of a buffer-like value (0 for missing). */

@@ -1,3 +1,4 @@
+// @ts-check
 // Requests from a view to Python and the view's status: ids per request kind (latest wins), the busy
 // state (own requests pending or the model's `busy` trait) and errors (error replies or the `error` trait).
 import { createRequests } from "./requests.js";

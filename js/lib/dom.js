@@ -1,3 +1,4 @@
+// @ts-check
 // Building DOM nodes for the views.
 
 /** An element with properties assigned and children appended. */

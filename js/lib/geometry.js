@@ -1,3 +1,4 @@
+// @ts-check
 // Mapping between image pixels and the scaled-up canvas.
 
 export const DISPLAY_WIDTH = 256;

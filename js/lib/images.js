@@ -1,3 +1,4 @@
+// @ts-check
 // PNG buffers (Bytes traits) shown as <img> elements through object URLs, released when replaced.
 
 /** A pool of object URLs: `url(bytes)` makes one, `release()` revokes all made so far. */

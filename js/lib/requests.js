@@ -1,3 +1,4 @@
+// @ts-check
 // Request ids and "latest wins" bookkeeping: only the reply to the newest request counts.
 
 let viewCounter = 0;

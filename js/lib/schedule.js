@@ -1,3 +1,4 @@
+// @ts-check
 // Coalescing of redraws: a model update changes several traits at once, one render is enough.
 
 /** A function that runs `fn` once in the next microtask however often it is called before then. */

@@ -1,3 +1,4 @@
+// @ts-check
 // The status line (busy / result text), the error line and the delayed busy indicator shared by the views.
 
 /** How long work must be pending before the busy indicator appears (ms). */

@@ -1,3 +1,4 @@
+// @ts-check
 // Layout of a composition tree (root on the left, sub-concepts to the right) with d3-hierarchy.
 import { hierarchy, tree } from "d3-hierarchy";
 
@@ -21,7 +22,9 @@ export function linkPath(x1, y1, x2, y2) {
  */
 export function layoutTree(data, node = NODE) {
   const root = hierarchy(data, (d) => d.children ?? null);
-  tree().nodeSize([node.height + node.gapY, node.width + node.gapX])(root);
+  const layout = tree();
+  layout.nodeSize([node.height + node.gapY, node.width + node.gapX]); // not chained: d3 is untyped, a chain will not check
+  layout(root);
   const all = root.descendants();
   const top = Math.min(...all.map((n) => n.x)) - node.height / 2;
   const place = (n) => ({ left: n.y, top: n.x - node.height / 2 - top });

@@ -31,12 +31,12 @@ atlas = Atlas.build(xp, data, ["features.15", "features.11"], tempfile.mkdtemp()
 """
 SHOW = """
 x, label = data[3]
-ex = explore(xp, x, atlas=atlas, raw_image=data.raw_image(3))
+ex = explore(xp, x, atlas=atlas, picture=data.raw_image(3))
 ex
 """
 SHOW_NO_ATLAS = """
 x, label = data[3]
-ex = explore(xp, x, raw_image=data.raw_image(3), classes=world.classes)
+ex = explore(xp, x, picture=data.raw_image(3), classes=world.classes)
 ex
 """
 READY = ".cs-concepts li[data-channel]"
@@ -143,7 +143,8 @@ def test_select_concept_updates_heatmap_tree_and_gallery(lab, nb, artifacts):
                            f" === '{layer}:{channel}'", timeout=30_000)
     wait_idle(page)
     indices = kernel.json(f"atlas.top({layer!r}, {channel}, 'relevance', n=ex.gallery.page_size)[0].tolist()")
-    shown = page.evaluate("() => [...document.querySelectorAll('.cs-gallery figure')].map((f) => Number(f.dataset.index))")
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll('.cs-gallery figure')].map((f) => Number(f.dataset.index))")
     assert shown == indices
     assert page.locator(".cs-gallery .cs-title").text_content() == f"references of {label}"
     screenshot(page, artifacts, "select", lab)
@@ -159,8 +160,9 @@ def test_draw_region_reranks_concepts_inside_it(lab, nb, artifacts):
     kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
     wait_idle(page)
     assert kernel.json("ex.heatmap.region") == box and kernel.json("ex.concepts.region") == box
-    expected = kernel.json(f"""[[c.layer, c.channel] for c in xp.explain(ex.controller.subject.image, ex.controller.subject.target)
-        .top_concepts(ex.concepts.layer, ex.concepts.k, region=ex.controller.region_mask({box}))]""")
+    expected = kernel.json(f"""[[c.layer, c.channel] for c in xp.explain(ex.controller.subject.image,
+        ex.controller.subject.target).top_concepts(ex.concepts.layer, ex.concepts.k,
+        region=ex.controller.region_mask({box}))]""")
     whole = kernel.json("""[[c.layer, c.channel] for c in xp.explain(ex.controller.subject.image,
         ex.controller.subject.target).top_concepts(ex.concepts.layer, ex.concepts.k)]""")
     assert [list(r) for r in rows(page)] == expected != whole
@@ -193,8 +195,9 @@ def test_expand_tree_node_computes_its_children(lab, nb, artifacts):
     drawn = page.evaluate(f"() => [...document.querySelectorAll('.cs-tree .cs-node')].map((g) => g.dataset.path)"
                           f".filter((p) => p.startsWith('{key}/'))")
     assert drawn == expected_keys and expected_keys
-    assert kernel.json(f"""bool(np.allclose(ex.heatmap.concept_relevance, xp.conditional_heatmap(ex.controller.subject.image,
-        {{l: [c] for l, c in {child!r}}}, ex.controller.subject.target).numpy(), atol=1e-6))""")
+    assert kernel.json(f"""bool(np.allclose(ex.heatmap.concept_relevance, xp.conditional_heatmap(
+        ex.controller.subject.image, {{l: [c] for l, c in {child!r}}}, ex.controller.subject.target).numpy(),
+        atol=1e-6))""")
     expect_concept_drawn(page, kernel)
     # the tree's own panel shows the node's heatmap, and the gallery follows the node's concept
     assert page.locator(".cs-tree .cs-label").text_content() == label
@@ -226,7 +229,8 @@ def test_click_gallery_image_loads_it(lab, nb, artifacts):
     assert kernel.json("ex.target.predicted") == predicted
     page.wait_for_function(f"() => document.querySelector('.cs-target .cs-class[aria-pressed=true]')?.dataset.index"
                            f" === '{predicted}'", timeout=30_000)
-    expected = kernel.json(f"[c.channel for c in xp.explain(data[{index}][0]).top_concepts(ex.concepts.layer, ex.concepts.k)]")
+    expected = kernel.json(
+        f"[c.channel for c in xp.explain(data[{index}][0]).top_concepts(ex.concepts.layer, ex.concepts.k)]")
     assert [ch for _, ch in rows(page)] == expected
     wait_shown(page, f"{layer} #{channel}")
     expect_concept_drawn(page, kernel)

@@ -26,7 +26,7 @@ lens = SemanticLens(atlas, world.clip, n=8, crop="none", progress=False)  # whol
 """
 SHOW = """
 ex = cs.explore(xp, data[3][0], lens=lens, vocabulary=["red", "green", "blue", "circle", "square", "striped"],
-                raw_image=data.raw_image(3))
+                picture=data.raw_image(3))
 ex
 """
 READY = ".cs-search .cs-query"
@@ -35,7 +35,8 @@ SEARCH = ".cs-search"
 
 @pytest.fixture(scope="module")
 def nb(lab, browser):
-    with notebook_page(lab, browser, "semantic.ipynb", [SETUP, SHOW], READY, {"width": 1400, "height": 1600}) as session:
+    viewport = {"width": 1400, "height": 1600}
+    with notebook_page(lab, browser, "semantic.ipynb", [SETUP, SHOW], READY, viewport) as session:
         wait_idle(session[0])
         yield session
 
@@ -111,6 +112,7 @@ def test_empty_query_shows_an_error_and_the_next_query_works(lab, nb):
     error.wait_for(state="visible", timeout=30_000)
     assert "the query is empty" in error.text_content()
     assert "the query is empty" in kernel.json("ex.search.error")
-    assert search(page, kernel, "blue") == kernel.json("[[h.layer, h.channel] for h in lens.search('blue', k=ex.search.k)]")
+    expected = kernel.json("[[h.layer, h.channel] for h in lens.search('blue', k=ex.search.k)]")
+    assert search(page, kernel, "blue") == expected
     assert error.is_hidden() and kernel.json("ex.search.error") == ""
     assert page.locator(HEATMAP).count() == 1

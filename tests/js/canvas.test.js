@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { byteLength, decodePng, drawComposite } from "../../js/lib/canvas.js";
+import { byteLength, createDecoder, decodePng, drawComposite } from "../../js/lib/canvas.js";
 import { formatRelevance } from "../../js/lib/format.js";
 import { createRecordingContext } from "./fake_model.js";
 
@@ -20,6 +20,45 @@ describe("decodePng", () => {
   it("byteLength handles missing buffers", () => {
     expect(byteLength(undefined)).toBe(0);
     expect(byteLength(new DataView(new ArrayBuffer(3)))).toBe(3);
+  });
+});
+
+describe("createDecoder", () => {
+  const statusSpy = () => ({ errors: [], showError(message) { this.errors.push(message); } });
+
+  it("shows only the latest decode, empty buffers as null", async () => {
+    const release = [];
+    vi.stubGlobal("createImageBitmap", (blob) => new Promise((resolve) => release.push(() => resolve({ blob }))));
+    const status = statusSpy();
+    const decode = createDecoder(status);
+    const shown = [];
+    const png = new DataView(new Uint8Array([1, 2]).buffer);
+    const first = decode([png], (bitmaps) => shown.push(["first", bitmaps]));
+    const second = decode([png, new DataView(new ArrayBuffer(0))], (bitmaps) => shown.push(["second", bitmaps]));
+    release[1]();
+    release[0]();
+    await Promise.all([first, second]);
+    expect(shown.map(([name]) => name)).toEqual(["second"]);
+    expect(shown[0][1][1]).toBeNull();
+    expect(status.errors).toEqual([]);
+  });
+
+  it("shows a failure of the latest decode as an error, and drops one of a stale decode", async () => {
+    vi.stubGlobal("createImageBitmap", async () => {
+      throw new Error("not a PNG");
+    });
+    const status = statusSpy();
+    const decode = createDecoder(status);
+    const png = new DataView(new Uint8Array([1]).buffer);
+    const shown = [];
+    await decode([png], () => shown.push("bad"));
+    expect(shown).toEqual([]);
+    expect(status.errors).toEqual(["could not decode the image: not a PNG"]);
+    const stale = decode([png], () => shown.push("stale"));
+    vi.stubGlobal("createImageBitmap", async () => ({ width: 1, height: 1 }));
+    await Promise.all([stale, decode([png], () => shown.push("latest"))]);
+    expect(shown).toEqual(["latest"]);
+    expect(status.errors).toHaveLength(1);
   });
 });
 

@@ -1,38 +1,21 @@
-// A small stand-in for anywidget's `model`: get/set/on/off/send/save_changes, plus helpers
-// for tests to push messages from "Python" and inspect what the view sent.
+// The model the view tests render with: the static model's interface (js/lib/static_model.js), plus what a test
+// needs to play Python: the messages the view sent, how often it saved, and `receive` for a reply.
+import { createModel } from "../../js/lib/static_model.js";
+
 export function createFakeModel(initial) {
-  const state = { ...initial };
-  const listeners = new Map();
-  const emit = (name, ...args) => {
-    for (const fn of [...(listeners.get(name) ?? [])]) fn(...args);
-  };
-  return {
-    sent: [],
+  const sent = [];
+  const model = createModel(initial, (msg) => sent.push(msg));
+  return Object.assign(model, {
+    sent,
     saved: 0,
-    get: (key) => state[key],
-    set(key, value) {
-      state[key] = value;
-      emit(`change:${key}`);
-    },
-    on(name, fn) {
-      if (!listeners.has(name)) listeners.set(name, new Set());
-      listeners.get(name).add(fn);
-    },
-    off(name, fn) {
-      listeners.get(name)?.delete(fn);
-    },
-    send(msg) {
-      this.sent.push(msg);
-    },
     save_changes() {
-      this.saved += 1;
+      model.saved += 1;
     },
     /** Deliver a custom message from Python. */
     receive(msg) {
-      emit("msg:custom", msg, []);
+      model.emit("msg:custom", msg, []);
     },
-    listenerCount: () => [...listeners.values()].reduce((n, set) => n + set.size, 0),
-  };
+  });
 }
 
 /** A 2-D context that records the calls and property assignments made on it. */

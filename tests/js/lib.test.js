@@ -4,6 +4,7 @@ import { createChannel } from "../../js/lib/channel.js";
 import { conceptLabel, formatShare } from "../../js/lib/format.js";
 import { boxFromPixels } from "../../js/lib/geometry.js";
 import { createUrlPool } from "../../js/lib/images.js";
+import { listen } from "../../js/lib/listen.js";
 import { coalesce } from "../../js/lib/schedule.js";
 import { BUSY_DELAY, createStatus } from "../../js/lib/status.js";
 import { createFakeModel, createRecordingContext } from "./fake_model.js";
@@ -133,5 +134,26 @@ describe("small helpers", () => {
     run();
     await Promise.resolve();
     expect(fn).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe("listen", () => {
+  it("attaches model and DOM listeners and detaches them all with one call", () => {
+    const model = createFakeModel({ x: 1 });
+    const button = document.createElement("button");
+    const seen = [];
+    const unlisten = listen(model, [["change:x", () => seen.push("x")], ["msg:custom", (msg) => seen.push(msg.type)]],
+      [[button, "click", () => seen.push("click")]]);
+    model.set("x", 2);
+    model.receive({ type: "done" });
+    button.click();
+    expect(seen).toEqual(["x", "done", "click"]);
+    expect(model.listenerCount()).toBe(2);
+    unlisten();
+    model.set("x", 3);
+    model.receive({ type: "done" });
+    button.click();
+    expect(seen).toHaveLength(3);
+    expect(model.listenerCount()).toBe(0);
   });
 });

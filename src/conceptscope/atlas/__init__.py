@@ -1,7 +1,8 @@
 """Concept atlas: reference samples per concept over a dataset (RelMax/ActMax top-k, relevance-cropped) and per-class
 concept statistics, built in one streaming, resumable, shardable pass and stored as a JSON manifest + safetensors."""
+from ..errors import AtlasMismatchError
 from .atlas import Atlas, ClassScore, Reference
 from .distributed import init_from_env
-from .store import AtlasMismatchError
+from .samples import Sample
 
-__all__ = ["Atlas", "AtlasMismatchError", "ClassScore", "Reference", "init_from_env"]
+__all__ = ["Atlas", "AtlasMismatchError", "ClassScore", "Reference", "Sample", "init_from_env"]

@@ -1,15 +1,30 @@
 """A built atlas: reference samples per concept (RelMax/ActMax), relevance-cropped, and per-class concept statistics."""
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..engine import ConceptScore
+from ..errors import UnknownLayerError
 from . import crop as cropping
-from . import store
-from .build import MODES, build_atlas, split_item
+from . import identity, store
+from .build import MODES, build_atlas
+from .samples import Sample, load_sample
 from .state import FIXED_POINT
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from ..engine import Explainer
+
+#: a class by index or by name
+ClassKey = int | str
 
 
 @dataclass(frozen=True)
@@ -21,7 +36,7 @@ class Reference:
     index: int
     score: float
     image: np.ndarray
-    box: tuple
+    box: tuple[int, int, int, int] | None
     heatmap: np.ndarray
 
 
@@ -43,20 +58,21 @@ class Atlas:
     ``classes`` names the classes (or numbers them). Queries read only the slices they need from disk.
     """
 
-    def __init__(self, path, explainer, dataset, manifest):
+    def __init__(self, path: str | PathLike, explainer: Explainer, dataset: Dataset | None, manifest: dict[str, Any]):
         self.path, self.explainer, self.dataset, self.manifest = Path(path), explainer, dataset, manifest
         config = manifest["config"]
         self.layers, self.k, self.modes, self.target = config["layers"], config["k"], tuple(config["modes"]), \
             config["target"]
         self.classes = config["class_names"] or list(range(config["classes"]))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Atlas({str(self.path)!r}, layers={list(self.layers)}, k={self.k}, modes={self.modes}, "
                 f"target={self.target!r}, samples={self.manifest['progress']['samples']})")
 
     @classmethod
-    def build(cls, explainer, dataset, layers, path, k=32, modes=MODES, batch_size=32, target="label",
-              checkpoint_every=50, num_workers=0, progress=True):
+    def build(cls, explainer: Explainer, dataset: Dataset, layers: str | Sequence[str], path: str | PathLike,
+              k: int = 32, modes: Sequence[str] = MODES, batch_size: int = 32, target: str = "label",
+              checkpoint_every: int = 50, num_workers: int = 0, progress: bool = True) -> Atlas | None:
         """Stream ``dataset`` once and store, for every channel of ``layers``, its top-``k`` samples by relevance
         (RelMax: relevance summed over space, conditioned on each sample's ``target`` class, ``"label"`` or
         ``"prediction"``) and by activation (ActMax: the maximum of the layer's output over space, as zennit-crp),
@@ -77,7 +93,7 @@ class Atlas:
         return None if manifest is None else cls(path, explainer, dataset, manifest)
 
     @classmethod
-    def load(cls, path, explainer, dataset=None):
+    def load(cls, path: str | PathLike, explainer: Explainer, dataset: Dataset | None = None) -> Atlas:
         """Open the finished atlas at ``path`` for ``explainer``'s model and composite (and ``dataset``, which images
         of references come from); raises :class:`AtlasMismatchError` naming what differs if it was built for others."""
         manifest = store.read_manifest(path)
@@ -87,11 +103,12 @@ class Atlas:
         if not progress["complete"]:
             raise ValueError(f"atlas at {path} is incomplete ({progress['samples_done']} of {progress['samples']} "
                              "samples): run Atlas.build again with the same arguments to finish it")
-        store.check_identity(path, manifest["identity"], store.identity(explainer, dataset))
+        identity.check_identity(path, manifest["identity"], identity.of(explainer, dataset))
         return cls(path, explainer, dataset, manifest)
 
     # -- raw data ----------------------------------------------------------------------------------------------------
-    def top(self, layer, channel, mode="relevance", n=None, offset=0, cls=None):
+    def top(self, layer: str, channel: int, mode: str = "relevance", n: int | None = None, offset: int = 0,
+            cls: ClassKey | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Reference indices and scores of a concept, best first: ``(indices int64, scores float32)`` numpy arrays of
         entries ``offset .. offset + n`` (all by default); ``cls`` restricts them to samples of that class (relevance
         only). Reads two small slices from disk; no model is run."""
@@ -108,18 +125,19 @@ class Atlas:
         stop = real if n is None else min(real, offset + n)
         return indices[offset:stop].numpy(), values[offset:stop].numpy()
 
-    def class_relevance(self, layer):
+    def class_relevance(self, layer: str) -> torch.Tensor:
         """Relevance of each channel summed over each class's samples, float64 ``(channels, classes)``."""
         self._check(layer)
         sums = store.load_slice(self.path, self.manifest, f"class/{layer}/relevance", slice(None))
         return sums.double() / FIXED_POINT
 
-    def class_counts(self):
+    def class_counts(self) -> torch.Tensor:
         """Number of samples explained for each class (int64 ``(classes,)``)."""
         return store.load_slice(self.path, self.manifest, "class/counts", slice(None))
 
     # -- references --------------------------------------------------------------------------------------------------
-    def references(self, layer, channel, mode="relevance", n=16, offset=0, crop=True, cls=None):
+    def references(self, layer: str, channel: int, mode: str = "relevance", n: int = 16, offset: int = 0,
+                   crop: bool = True, cls: ClassKey | None = None) -> list[Reference]:
         """The reference samples of a concept as :class:`Reference` objects, best first (see :meth:`top` for ``n``,
         ``offset``, ``cls``). ``crop=True`` cuts each image to the region where the concept is relevant, from the
         channel-conditional heatmap of that sample for its target class (for ActMax references with no positive
@@ -132,28 +150,26 @@ class Atlas:
         return [self._reference(layer, channel, mode, int(i), float(s), crop) for i, s in zip(indices, scores)]
 
     def _reference(self, layer, channel, mode, index, score, crop):
-        image, label = split_item(self.dataset[index], index, self.target)
-        with self.explainer.lock:
-            explanation = self.explainer.explain(image, label if self.target == "label" else None, [layer])
-            heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
+        sample = self.sample(index)
+        explanation = self.explainer.explain(sample.image, sample.label if self.target == "label" else None, [layer])
+        heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
         box = cropping.reference_box(heatmap, explanation.activations[layer][channel].cpu(), mode)
-        picture = self._picture(index, image)
+        picture = sample.picture
         if box is not None:
             box = cropping.scale_box(box, heatmap.shape, picture.shape[:2])
             picture = cropping.crop(picture, box) if crop else cropping.highlight(picture, box)
         return Reference(index, score, picture, box, heatmap.numpy())
 
-    def _picture(self, index, image):
-        """The dataset's own picture of an item (``raw_image(i)``), else the model input rescaled to 0..255."""
-        raw_image = getattr(self.dataset, "raw_image", None)
-        if raw_image is not None:
-            return np.asarray(raw_image(index))
-        image = image.float()
-        image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-12)
-        return (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    def sample(self, index: int) -> Sample:
+        """Item ``index`` of the atlas' dataset as a :class:`Sample`: model input, label and the picture shown for it
+        (the dataset's ``raw_image(index)`` where it has one, else the input rescaled)."""
+        if self.dataset is None:
+            raise ValueError("samples need the dataset the atlas was built on: Atlas.load(path, explainer, "
+                             "dataset=...)")
+        return load_sample(self.dataset, int(index), self.target)
 
     # -- class statistics --------------------------------------------------------------------------------------------
-    def classes_for(self, layer, channel, n=5):
+    def classes_for(self, layer: str, channel: int, n: int = 5) -> list[ClassScore]:
         """The ``n`` classes this concept is most relevant for, as :class:`ClassScore`, by mean relevance per sample."""
         self._check(layer, channel)
         totals = self.class_relevance(layer)[channel]
@@ -164,7 +180,8 @@ class Atlas:
         return [ClassScore(c, self.classes[c], float(means[c]), float(totals[c]), float(totals[c]) / absolute)
                 for c in ranked[:n]]
 
-    def concepts_for(self, cls, layers=None, n=10):
+    def concepts_for(self, cls: ClassKey, layers: str | Sequence[str] | None = None,
+                     n: int = 10) -> dict[str, list[ConceptScore]]:
         """The ``n`` concepts per layer most relevant for class ``cls`` (index or name): ``{layer: [ConceptScore]}``
         with the mean relevance per sample of the class and its share of the layer's absolute relevance for it."""
         index = self._class_index(cls)
@@ -180,7 +197,7 @@ class Atlas:
     # -- validation --------------------------------------------------------------------------------------------------
     def _check(self, layer, channel=None, mode=None):
         if layer not in self.layers:
-            raise KeyError(f"the atlas has no layer {layer!r}; its layers: {', '.join(self.layers)}")
+            raise UnknownLayerError(f"the atlas has no layer {layer!r}; its layers: {', '.join(self.layers)}")
         if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < self.layers[layer]):
             raise ValueError(f"channel {channel!r} is out of range for layer {layer!r}, which has "
                              f"{self.layers[layer]} channels")

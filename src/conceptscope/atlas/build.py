@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..models import check_layer
-from . import distributed, store
+from . import distributed, identity, store
+from .samples import split_item
 from .state import AtlasState
 
 MODES = ("relevance", "activation")
@@ -32,14 +33,6 @@ class _Indexed(Dataset):
 
     def __getitem__(self, index):
         return index, self.dataset[index]
-
-
-def split_item(item, index, target):
-    """``(image tensor, label or None)`` of a dataset item: an ``(image, label, ...)`` tuple or a bare image."""
-    image, label = (item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) else (item, None)
-    if target == "label" and label is None:
-        raise ValueError(f"dataset item {index} has no label; use target='prediction' or a dataset of (image, label)")
-    return torch.as_tensor(image), None if label is None else int(label)
 
 
 class _Batches:
@@ -110,14 +103,14 @@ def _probe(explainer, dataset, layers, target):
 def _open(path, explainer, dataset, config, batch_size, empty):
     """Rank 0: the manifest and state to continue from (fresh ones for a new atlas); refuses a mismatching path."""
     manifest = store.read_manifest(path)
-    identity = store.identity(explainer, dataset)
+    found = identity.of(explainer, dataset)
     if manifest is None:
         store.prepare_directory(path)
         progress = {"samples_done": 0, "samples": len(dataset), "complete": False, "batch_size": batch_size}
-        return {"format": store.FORMAT, "identity": identity, "config": config, "progress": progress,
+        return {"format": store.FORMAT, "identity": found, "config": config, "progress": progress,
                 "state": None}, empty()
-    store.check_identity(path, manifest["identity"], identity)
-    store.check_config(path, manifest["config"], config)
+    identity.check_identity(path, manifest["identity"], found)
+    identity.check_config(path, manifest["config"], config)
     store.remove_temporaries(path)
     tensors = store.load_tensors(path, manifest, explainer.device)
     return manifest, AtlasState(tensors, config["layers"], config["modes"], config["k"])

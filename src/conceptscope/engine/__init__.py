@@ -1,8 +1,17 @@
 """Explainer kernels: LRP via zennit rules, conditional relevance (CRP), rankings, regions and composition."""
 from .composition import CompositionNode
 from .concepts import ChannelConcept
+from .errors import (
+    CanonizationError,
+    RelevanceConservationWarning,
+    RelevanceError,
+    UnsupportedOperationError,
+    UntraceableModelError,
+)
 from .explainer import Attribution, Explainer
 from .explanation import ConceptScore, Explanation
 from .rules import UnsupportedRuleError
 
-__all__ = ["Attribution", "ChannelConcept", "CompositionNode", "ConceptScore", "Explainer", "Explanation", "UnsupportedRuleError"]
+__all__ = ["Attribution", "CanonizationError", "ChannelConcept", "CompositionNode", "ConceptScore", "Explainer",
+           "Explanation", "RelevanceConservationWarning", "RelevanceError", "UnsupportedOperationError",
+           "UnsupportedRuleError", "UntraceableModelError"]

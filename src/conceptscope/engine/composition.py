@@ -48,12 +48,9 @@ class CompositionNode:
         lower = explanation.lower_layers(self.layer)
         if not lower:
             return []
-        relevances = explanation.path_relevances(self.conditions, lower)
-        scored = [
-            (float(value), layer, channel)
-            for layer, relevance in relevances.items()
-            for channel, value in enumerate(explanation._concept.attribute(relevance[None])[0].tolist())
-        ]
+        relevances = explanation.path_concept_relevances(self.conditions, lower)
+        scored = [(float(value), layer, channel) for layer, relevance in relevances.items()
+                  for channel, value in enumerate(relevance.tolist())]
         scored.sort(reverse=self.relevance >= 0)  # the children that carry most of the parent's relevance
         denominator = self.relevance if self.relevance != 0 else float("nan")
         return [

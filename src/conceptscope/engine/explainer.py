@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import UnknownLayerError
 from ..models import check_layer, input_channels, layers, make_composite
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
 from .checks import check_heatmaps, check_input
@@ -37,8 +38,8 @@ def _concept_first(relevance_model, layer, tensor):
 
 @dataclass(frozen=True)
 class Attribution:
-    """LRP of a batch: ``heatmaps`` (B, H, W; None when not asked for), ``logits`` (B, classes), ``targets`` (list of B class indices),
-    ``activations`` and ``relevances`` (``{layer: (B, channels, ...)}``)."""
+    """LRP of a batch: ``heatmaps`` (B, H, W; None when not asked for), ``logits`` (B, classes), ``targets`` (list of
+    B class indices), ``activations`` and ``relevances`` (``{layer: (B, channels, ...)}``, concepts at dim 1)."""
     heatmaps: torch.Tensor
     logits: torch.Tensor
     targets: list
@@ -100,14 +101,15 @@ class Explainer:
         for name in layers:
             check_layer(self.model, name)
             if name not in relevance_model.layer_nodes:
-                raise KeyError(f"layer {name!r} is never called in the model's forward pass, so it has no output")
+                raise UnknownLayerError(f"layer {name!r} is never called in the model's forward pass, so it has no "
+                                        "output")
         images = as_batch(images, self._input_spec, self.device, self.dtype)
         check_input(images)
         logits, trace = relevance_model.run(images)
         return relevance_model, images, logits, trace
 
     def heatmap(self, images, target=None):
-        """LRP relevance per pixel for a batch ``(B, C, H, W)`` → ``(B, H, W)``, or one image ``(C, H, W)`` → ``(H, W)``.
+        """LRP relevance per pixel for a batch ``(B, C, H, W)`` → ``(B, H, W)``; one image ``(C, H, W)`` → ``(H, W)``.
 
         ``target`` is a class index, one per image, or None to explain each image's predicted class. The relevance
         starts at the target logit, so the heatmap sums to it up to what the rules absorb (biases, stabilisers).
@@ -148,7 +150,8 @@ class Explainer:
             heatmaps=pixel_relevance(found[relevance_model.input_node]) if heatmaps else None,
             logits=logits,
             targets=targets,
-            activations={name: _concept_first(relevance_model, name, trace.values[node]) for name, node in nodes.items()},
+            activations={name: _concept_first(relevance_model, name, trace.values[node])
+                         for name, node in nodes.items()},
             relevances={name: _concept_first(relevance_model, name, found.get(node)) for name, node in nodes.items()},
         )
 
@@ -174,7 +177,8 @@ class Explainer:
             relevance_model, images, logits, trace = self._run(batch, names)
             (target_index,) = as_targets(target, logits)
             budget = self._memory_budget or default_memory_budget(images.device)
-            explanation = Explanation(relevance_model, trace, logits, target_index, names, self.concept, budget)
+            explanation = Explanation(relevance_model, trace, logits, target_index, names, self.concept, budget,
+                                      lock=self.lock)
             self._cache[key] = explanation
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

@@ -3,11 +3,13 @@
 The forward pass runs once; every conditional heatmap, concept ranking and composition step is a backward pass from
 a recorded layer down, batched over concepts (the concepts folded into the batch dimension).
 """
+import threading
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import UnknownLayerError
 from .checks import check_heatmaps
 from .inputs import check_region
 
@@ -38,10 +40,12 @@ class Explanation:
     """Heatmap, prediction, target and per-layer activations and relevances of one image, plus CRP queries.
 
     Attributes: ``heatmap`` (H, W), ``logits`` (classes,), ``target`` (int), ``layers`` (recorded layer names) and
-    ``activations``/``relevances`` (``{layer: tensor}`` without the batch dimension).
+    ``activations``/``relevances`` (``{layer: tensor}`` without the batch dimension). Queries take ``lock`` (the
+    explainer's, whose model they run backward passes on; their own when none is given) themselves.
     """
 
-    def __init__(self, relevance_model, trace, logits, target, layers, concept, memory_budget):
+    def __init__(self, relevance_model, trace, logits, target, layers, concept, memory_budget, lock=None):
+        self._lock = lock or threading.RLock()
         self._model = relevance_model
         self._trace = trace
         self._concept = concept
@@ -74,7 +78,7 @@ class Explanation:
     # -- rankings -----------------------------------------------------------------------------------------------
     def _layer(self, layer):
         if layer not in self._relevances:
-            raise KeyError(f"layer {layer!r} was not recorded in this explanation; recorded layers: "
+            raise UnknownLayerError(f"layer {layer!r} was not recorded in this explanation; recorded layers: "
                            f"{', '.join(self.layers)}")
         if self._relevances[layer] is None:
             raise ValueError(f"layer {layer!r} does not contribute to the explained output, so it has no relevance")
@@ -82,9 +86,10 @@ class Explanation:
 
     def concept_relevance(self, layer, region=None):
         """Relevance per concept of ``layer`` (summed over space), optionally only inside an input-space ``region``."""
-        relevance = self._layer(layer)
-        weights = None if region is None else self._region_weights(layer, region)
-        return self._concept.attribute(relevance, weights)[0]
+        with self._lock:
+            relevance = self._layer(layer)
+            weights = None if region is None else self._region_weights(layer, region)
+            return self._concept.attribute(relevance, weights)[0]
 
     def _region_weights(self, layer, region):
         """The fraction of each layer position's input-space footprint covered by ``region``, shape (1, 1, h, w)."""
@@ -113,17 +118,18 @@ class Explanation:
 
     def conditional_heatmaps(self, layer, channels, chunk_size=None):
         """One heatmap per channel of ``layer`` (K, H, W): the relevance flowing through that channel only."""
-        relevance = self._layer(layer)
-        node = self._model.node(layer)
-        output = self._view(layer, self._trace.values[node])
-        channels = self._concept.check_ids(layer, output, channels)
-        chunk = chunk_size or self._chunk_size(len(channels))
-        heatmaps = []
-        for start in range(0, len(channels), chunk):
-            masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
-            found = self._model.propagate(self._trace, node, self._native(layer, masks * relevance))
-            heatmaps.append(pixel_relevance(found[self._model.input_node]))
-        return torch.cat(heatmaps)
+        with self._lock:
+            relevance = self._layer(layer)
+            node = self._model.node(layer)
+            output = self._view(layer, self._trace.values[node])
+            channels = self._concept.check_ids(layer, output, channels)
+            chunk = chunk_size or self._chunk_size(len(channels))
+            heatmaps = []
+            for start in range(0, len(channels), chunk):
+                masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
+                found = self._model.propagate(self._trace, node, self._native(layer, masks * relevance))
+                heatmaps.append(pixel_relevance(found[self._model.input_node]))
+            return torch.cat(heatmaps)
 
     def conditional_heatmap(self, conditions):
         """The heatmap restricted to the given channels in each listed layer at once (a CRP condition set).
@@ -132,13 +138,22 @@ class Explanation:
         its channels, flows down to the next listed layer where it is restricted again, and so on to the input;
         relevance that bypasses a listed layer (e.g. through a shortcut) is excluded, as in zennit-crp.
         """
-        return pixel_relevance(self._conditioned(conditions, ())[self._model.input_node])[0]
+        with self._lock:
+            return pixel_relevance(self._conditioned(conditions, ())[self._model.input_node])[0]
 
     def path_relevances(self, conditions, lower):
         """Relevance at each layer in ``lower`` (``{name: tensor}``, no batch dimension) under a condition set."""
-        nodes = {name: self._model.node(name) for name in lower}
-        found = self._conditioned(conditions, nodes.values())
-        return {name: self._view(name, found[node])[0] for name, node in nodes.items() if node in found}
+        with self._lock:
+            nodes = {name: self._model.node(name) for name in lower}
+            found = self._conditioned(conditions, nodes.values())
+            return {name: self._view(name, found[node])[0] for name, node in nodes.items() if node in found}
+
+    def path_concept_relevances(self, conditions, lower):
+        """Relevance per concept (summed over space) at each layer in ``lower`` under a condition set: ``{name: (C,)}``
+        (what a composition tree ranks sub-concepts by)."""
+        with self._lock:
+            return {name: self._concept.attribute(relevance[None])[0]
+                    for name, relevance in self.path_relevances(conditions, lower).items()}
 
     def _conditioned(self, conditions, collect):
         if not conditions:
@@ -165,5 +180,6 @@ class Explanation:
 
     def lower_layers(self, layer):
         """The recorded layers directly below ``layer``: reached from it without passing another recorded layer."""
-        self._layer(layer)
-        return self._model.lower_layers(layer, [name for name in self.layers if name in self.relevances])
+        with self._lock:
+            self._layer(layer)
+            return self._model.lower_layers(layer, [name for name in self.layers if name in self.relevances])

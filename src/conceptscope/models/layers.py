@@ -1,6 +1,8 @@
 """Discovery of a model's concept layers (convolutions and linear layers) and their channel counts."""
 import torch
 
+from ..errors import UnknownLayerError
+
 CONCEPT_LAYER_TYPES = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
 
 
@@ -25,11 +27,12 @@ def input_channels(model):
 
 
 def check_layer(model, name):
-    """Raise a ``KeyError`` that lists the valid layer names when ``name`` is not a module of ``model``."""
+    """Raise an :class:`~conceptscope.errors.UnknownLayerError` (a ``KeyError``) that lists the valid layer names
+    when ``name`` is not a module of ``model``."""
     names = dict(model.named_modules())
     if name not in names or name == "":
         valid = ", ".join(layers(model)) or "(none)"
-        raise KeyError(
+        raise UnknownLayerError(
             f"model has no layer {name!r}; concept layers are: {valid} (any other module name of the model works too)"
         )
     return names[name]

@@ -3,8 +3,7 @@ from .embeddings import LayerEmbeddings
 from .foundation import FoundationModel, FoundationUnavailableError, OpenClip, clip
 from .lens import SemanticLens
 from .references import CROPS
-from .results import (Audit, AuditedConcept, Comparison, ConceptLabel, ConceptPair, LayerAudit, LayerScores,
-                      SearchHit)
+from .results import Audit, AuditedConcept, Comparison, ConceptLabel, ConceptPair, LayerAudit, LayerScores, SearchHit
 
 __all__ = ["Audit", "AuditedConcept", "CROPS", "Comparison", "ConceptLabel", "ConceptPair", "FoundationModel",
            "FoundationUnavailableError", "LayerAudit", "LayerEmbeddings", "LayerScores", "OpenClip", "SearchHit",

@@ -17,8 +17,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors
 
 from ..atlas import store
+from .formulas import concept_embeddings
 from .references import reference_images, reference_table
-from .scores import concept_embeddings
 
 FORMAT = "conceptscope.semantics/1"
 DIRECTORY = "semantics"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atlas.store import model_digest
+from ..models.identity import model_digest
 
 _PROBE_TIMEOUT_S = 3.0
 
@@ -119,7 +119,7 @@ class OpenClip(FoundationModel):
 
     @cached_property
     def digest(self) -> str:
-        """SHA-256 of the weights (``conceptscope.atlas.store.model_digest``), computed on first use."""
+        """SHA-256 of the weights (``conceptscope.models.identity.model_digest``), computed on first use."""
         return model_digest(self.model)
 
     def preprocess(self, images) -> torch.Tensor:

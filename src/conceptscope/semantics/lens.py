@@ -1,14 +1,26 @@
 """SemanticLens: the concepts of an atlas in a foundation model's embedding space — search by text or image, labels,
 interpretability scores, audits of a class against valid and spurious descriptions, comparison of two models."""
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from . import scores as formulas
+from ..errors import UnknownLayerError
+from . import formulas
 from .embeddings import embed_concepts
 from .references import CROPS
 from .results import Audit, AuditedConcept, Comparison, ConceptLabel, ConceptPair, LayerAudit, LayerScores, SearchHit
+
+if TYPE_CHECKING:
+    from ..atlas import Atlas
+    from .foundation import FoundationModel
+
+#: one layer, some layers, or None for all of them
+Layers = str | Sequence[str] | None
 
 #: templates of audit() by default (and of any call given them). Each text becomes the mean of its prompts minus the
 #: mean of the empty prompts ("a picture of ", ...): what the text adds to the template. A similarity above 0 then means
@@ -44,15 +56,16 @@ class SemanticLens:
     dataset indices, concept embeddings (C, D)), ``cache`` (the cache file) and ``from_cache``.
     """
 
-    def __init__(self, atlas, foundation, layers=None, n=16, mode="relevance", crop="relevance", window=0.5,
-                 batch_size=256, progress=True):
+    def __init__(self, atlas: Atlas, foundation: FoundationModel, layers: Layers = None, n: int = 16,
+                 mode: str = "relevance", crop: str = "relevance", window: float = 0.5, batch_size: int = 256,
+                 progress: bool = True):
         layers = list(atlas.layers) if layers is None else [layers] if isinstance(layers, str) else list(layers)
         if not layers:
             raise ValueError("layers is empty: give None (all layers of the atlas) or some of "
                              f"{', '.join(atlas.layers)}")
         for layer in layers:
             if layer not in atlas.layers:
-                raise KeyError(f"the atlas has no layer {layer!r}; its layers: {', '.join(atlas.layers)}")
+                raise UnknownLayerError(f"the atlas has no layer {layer!r}; its layers: {', '.join(atlas.layers)}")
         if not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n must be a positive number of references per concept, got {n!r}")
         if mode not in atlas.modes:
@@ -70,7 +83,7 @@ class SemanticLens:
         self.embeddings, self.cache, self.from_cache = embed_concepts(
             atlas, foundation, self.layers, self.n, mode, crop, self.window, self.batch_size, progress)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"SemanticLens({self.foundation.name!r}, layers={self.layers}, n={self.n}, mode={self.mode!r}, "
                 f"crop={self.crop!r})")
 
@@ -79,8 +92,8 @@ class SemanticLens:
         names = self.layers if layer is None else [layer] if isinstance(layer, str) else list(layer)
         for name in names:
             if name not in self.embeddings:
-                raise KeyError(f"the lens has no layer {name!r}; its layers: {', '.join(self.layers)} (make a lens "
-                               "with layers=[...] to cover others of the atlas)")
+                raise UnknownLayerError(f"the lens has no layer {name!r}; its layers: {', '.join(self.layers)} (make a "
+                                        "lens with layers=[...] to cover others of the atlas)")
         if not names:
             raise ValueError(f"no layer given; the lens's layers: {', '.join(self.layers)}")
         return names
@@ -122,7 +135,8 @@ class SemanticLens:
         return self._texts(items, templates, "query"), single
 
     # -- operations ----------------------------------------------------------------------------------------------------
-    def search(self, query, layer=None, k=10, templates=None):
+    def search(self, query: Any, layer: Layers = None, k: int = 10,
+               templates: Sequence[str] | None = None) -> list[SearchHit] | list[list[SearchHit]]:
         """The ``k`` concepts (of ``layer``: a name, a list, or None for all the lens's layers) most similar to the
         query, as :class:`SearchHit` lists (best first; concepts without references are never returned).
 
@@ -139,7 +153,9 @@ class SemanticLens:
         found = [[SearchHit(*keys[i], float(row[i])) for i in ranked.tolist()] for row, ranked in zip(sims, order)]
         return found[0] if single else found
 
-    def label(self, vocabulary, templates=None, threshold=LABEL_THRESHOLD, margin=LABEL_MARGIN, layer=None):
+    def label(self, vocabulary: Sequence[str], templates: Sequence[str] | None = None,
+              threshold: float = LABEL_THRESHOLD, margin: float = LABEL_MARGIN,
+              layer: Layers = None) -> list[ConceptLabel]:
         """A :class:`ConceptLabel` per concept of ``layer`` (default all): its most similar ``vocabulary`` entry, or
         "unknown" when that similarity is below ``threshold`` or leads the runner-up by less than ``margin``
         (concepts without references are "unknown" with NaN scores).
@@ -160,9 +176,9 @@ class SemanticLens:
         return [ConceptLabel(layer_name, channel, name, vocabulary[best], score, gap, tuple(row))
                 for (layer_name, channel), (name, best, score, gap), row in zip(keys, labels, sims.tolist())]
 
-    def scores(self, layer, seed=0):
+    def scores(self, layer: str, seed: int = 0) -> LayerScores:
         """:class:`LayerScores` of every concept of ``layer``: clarity, polysemanticity and redundancy (see
-        :mod:`.scores` for the definitions), each relative to a random-set baseline (random sets of n references
+        :mod:`.formulas` for the definitions), each relative to a random-set baseline (random sets of n references
         drawn, with ``seed``, from all of the layer's reference embeddings), with per-layer summaries."""
         (name,) = self._layers([layer])
         embedded = self.embeddings[name]
@@ -174,8 +190,8 @@ class SemanticLens:
                            {stat: {"mean": mean, "std": std} for stat, (mean, std) in baseline.items()},
                            {stat: formulas.summarize(values, baseline[stat][0]) for stat, values in stats.items()})
 
-    def audit(self, cls, valid=(), spurious=(), layer=None, n=10, templates=TEMPLATES,
-              threshold=AUDIT_THRESHOLD):
+    def audit(self, cls: int | str, valid: Sequence[str] = (), spurious: Sequence[str] = (), layer: Layers = None,
+              n: int = 10, templates: Sequence[str] | None = TEMPLATES, threshold: float = AUDIT_THRESHOLD) -> Audit:
         """Audit class ``cls`` (name or index): its ``n`` most relevant concepts per layer (from the atlas' class
         statistics), each aligned (cosine; texts embedded as in :meth:`label`) with the ``valid`` and ``spurious``
         texts and judged "spurious" (best aligned with a spurious text), "valid" (with a valid one) or "unexpected"
@@ -213,7 +229,8 @@ class SemanticLens:
         return LayerAudit(layer, concepts, shares["spurious"], shares["valid"], shares["unexpected"],
                           tuple(concept for concept in concepts if concept.verdict == "unexpected"))
 
-    def compare(self, other, layer=None, other_layer=None, threshold=COMPARE_THRESHOLD):
+    def compare(self, other: SemanticLens, layer: Layers = None, other_layer: Layers = None,
+                threshold: float = COMPARE_THRESHOLD) -> Comparison:
         """Match the concepts of this lens (``layer``, default all) to those of ``other`` (``other_layer``), a lens
         of another model embedded with the same foundation model: a :class:`Comparison` with each concept's best
         match by cosine of the concept embeddings, and the concepts of each side whose best match is below

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atlas import crop as cropping
-from ..atlas.build import split_item
 
 CROPS = ("relevance", "window", "none")
 #: images per batched forward pass when only activations are needed (window crops)
@@ -43,8 +42,8 @@ def _by_sample(table):
     return dict(sorted(needed.items()))
 
 
-def _target(atlas, label):
-    return label if atlas.target == "label" else None
+def _target(atlas, sample):
+    return sample.label if atlas.target == "label" else None
 
 
 def window_box(activation, shape, window):
@@ -67,45 +66,41 @@ def _cut(picture, box, source):
 
 def _relevance_crops(atlas, needed, mode):
     """Per sample one explanation and one batched conditional_heatmaps call per layer for all its concepts; the
-    picture is the atlas' own (``Atlas._picture``), so crops equal :meth:`Atlas.references`."""
+    picture is the atlas' own (:meth:`Atlas.sample`), so crops equal :meth:`Atlas.references`."""
     for index, layers in needed.items():
-        image, label = split_item(atlas.dataset[index], index, atlas.target)
-        picture = atlas._picture(index, image)
+        sample = atlas.sample(index)
         crops = []
         with atlas.explainer.lock:  # released before yielding: the consumer may take its time
-            explanation = atlas.explainer.explain(image, _target(atlas, label), list(layers))
+            explanation = atlas.explainer.explain(sample.image, _target(atlas, sample), list(layers))
             for layer, slots in layers.items():
                 heatmaps = explanation.conditional_heatmaps(layer, [channel for channel, _ in slots]).cpu()
                 activations = explanation.activations[layer].detach().cpu()
                 for (channel, slot), heatmap in zip(slots, heatmaps):
                     box = cropping.reference_box(heatmap, activations[channel], mode)
-                    crops.append((_cut(picture, box, heatmap.shape), [(layer, channel, slot)]))
+                    crops.append((_cut(sample.picture, box, heatmap.shape), [(layer, channel, slot)]))
         yield from crops
 
 
 def _window_crops(atlas, needed, window):
     """Activations of batches of samples (a forward pass each), windows around each channel's maximum."""
     layers = list(dict.fromkeys(layer for by_layer in needed.values() for layer in by_layer))
-    samples = list(needed)
-    for start in range(0, len(samples), ACTIVATION_BATCH):
-        batch = samples[start:start + ACTIVATION_BATCH]
-        items = [split_item(atlas.dataset[index], index, atlas.target) for index in batch]
-        images = torch.stack([image for image, _ in items])
-        _, activations = atlas.explainer.forward(images, layers)
-        for row, (index, (image, _)) in enumerate(zip(batch, items)):
-            picture = atlas._picture(index, image)
-            for layer, slots in needed[index].items():
+    indices = list(needed)
+    for start in range(0, len(indices), ACTIVATION_BATCH):
+        batch = [atlas.sample(index) for index in indices[start:start + ACTIVATION_BATCH]]
+        _, activations = atlas.explainer.forward(torch.stack([sample.image for sample in batch]), layers)
+        for row, sample in enumerate(batch):
+            shape = sample.image.shape[-2:]
+            for layer, slots in needed[sample.index].items():
                 maps = activations[layer][row].detach().cpu()
                 for channel, slot in slots:
-                    box = window_box(maps[channel], image.shape[-2:], window)
-                    yield _cut(picture, box, image.shape[-2:]), [(layer, channel, slot)]
+                    box = window_box(maps[channel], shape, window)
+                    yield _cut(sample.picture, box, shape), [(layer, channel, slot)]
 
 
 def _whole_images(atlas, needed):
     """Each needed sample's picture once, with every slot it fills."""
     for index, layers in needed.items():
-        image, _ = split_item(atlas.dataset[index], index, atlas.target)
-        yield atlas._picture(index, image), [(layer, channel, slot) for layer, slots in layers.items()
+        yield atlas.sample(index).picture, [(layer, channel, slot) for layer, slots in layers.items()
                                              for channel, slot in slots]
 
 

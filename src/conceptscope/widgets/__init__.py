@@ -1,7 +1,15 @@
 """Jupyter widgets (anywidget) for exploring explanations; front-end modules live in ``js/``."""
 
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._bundle import MissingBundleError
+from ._protocol import ProtocolError
 from .concepts import ConceptList
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
 from .explorer import Explorer
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
@@ -10,18 +18,30 @@ from .snapshot import save_html
 from .target import TargetView
 from .tree import CompositionTree
 
+if TYPE_CHECKING:
+    from ..atlas import Atlas
+    from ..engine import Explainer
 
-def explore(explainer, image, atlas=None, target=None, classes=None, raw_image=None, **kwargs) -> Explorer:
+
+def explore(explainer: Explainer, image: ModelInput, atlas: Atlas | None = None, target: int | None = None,
+            classes: Sequence[str] | None = None, picture: Picture | None = None, *, raw_image: Any = None,
+            **kwargs: Any) -> Explorer:
     """Open the explorer on ``image`` (a model input, C x H x W): heatmap, concepts, composition tree,
     prediction and target selector, with an ``atlas`` the reference gallery of each concept, and with a
     ``lens=`` (a SemanticLens, whose atlas is used when ``atlas`` is None) the semantic search and audit,
     its concepts labelled from ``vocabulary=`` (a list of words).
 
-    ``raw_image`` is the uint8 (H, W, 3) picture shown (default: the input rescaled); ``classes``
-    names the classes (default: the atlas' class names); ``target`` None explains the prediction.
+    ``picture`` is the uint8 (H, W, 3) picture shown (default: the input rescaled; ``raw_image=`` is its deprecated
+    old name); ``classes`` names the classes (default: the atlas' class names); ``target`` None explains the
+    prediction.
     """
-    return Explorer(explainer, image, atlas=atlas, target=target, classes=classes, picture=raw_image, **kwargs)
+    if raw_image is not None:
+        if picture is not None:
+            raise TypeError("give picture= only (raw_image= is its deprecated old name)")
+        warnings.warn("explore(raw_image=...) is deprecated: use picture=...", DeprecationWarning, stacklevel=2)
+        picture = raw_image
+    return Explorer(explainer, image, atlas=atlas, target=target, classes=classes, picture=picture, **kwargs)
 
 
-__all__ = ["CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "NeuronGallery", "SemanticSearch",
-           "TargetView", "explore", "save_html"]
+__all__ = ["CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "MissingBundleError",
+           "NeuronGallery", "ProtocolError", "SemanticSearch", "TargetView", "explore", "save_html"]

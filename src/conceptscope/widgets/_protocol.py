@@ -129,8 +129,9 @@ class RequestWidget(anywidget.AnyWidget):
         self.on_msg(self._on_message)
 
     def on(self, event: str, callback: Callable) -> None:
-        """Call ``callback(*args)`` each time the view reports ``event`` (e.g. a click: "select", "pick"),
-        even when it repeats the last one; its exceptions are shown in the view."""
+        """Call ``callback(*args)`` each time the view reports ``event`` (each view's docstring names its events, e.g.
+        a click: "select", "pick"; a click repeating the last one counts too); its exceptions are shown in the view.
+        The one way to follow a view: the explorer wires its views with it."""
         self._callbacks.setdefault(event, []).append(callback)
 
     def _emit(self, event: str, *args: Any) -> None:

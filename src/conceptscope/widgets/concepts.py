@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..errors import UnknownLayerError
 from ..render import COLORMAPS, heatmap_png
 from ._protocol import ProtocolError, RequestWidget, request
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
+
+if TYPE_CHECKING:
+    from ..engine import Explainer
 
 THUMBNAIL = 64  # longest side of a concept's thumbnail heatmap, in pixels
 
@@ -27,18 +32,19 @@ class ConceptList(RequestWidget):
     layers = traitlets.List(traitlets.Unicode(), help="The layers to choose from.").tag(sync=True)
     layer = traitlets.Unicode(help="The layer whose concepts are listed.").tag(sync=True)
     k = traitlets.Int(8, min=1, help="How many concepts are listed.").tag(sync=True)
-    concepts = traitlets.List(traitlets.Dict(), help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
+    concepts = traitlets.List(traitlets.Dict(),
+                              help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
     selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)
     region = traitlets.List(traitlets.Int(), help="The box the ranking is restricted to, or [].").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the thumbnails.")
 
-    def __init__(self, explainer: Any = None, image: Any = None, *, target: int | None = None,
-                 layer: str | None = None, k: int = 8, picture: Any = None, classes: Any = None,
-                 controller: Controller | None = None, **kwargs: Any):
+    def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, *,
+                 target: int | None = None, layer: str | None = None, k: int = 8, picture: Picture | None = None,
+                 classes: Sequence[str] | None = None, controller: Controller | None = None, **kwargs: Any):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
         layers = list(self.controller.explainer.layers)
         if layer is not None and layer not in layers:
-            raise ValueError(f"unknown layer {layer!r}; layers: {', '.join(layers)}")
+            raise UnknownLayerError(f"unknown layer {layer!r}; layers: {', '.join(layers)}")
         super().__init__(layers=layers, layer=layer or "", k=k, **kwargs)
         self.controller.subscribe(self.refresh)
         self.refresh()

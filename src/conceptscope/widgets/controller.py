@@ -2,28 +2,37 @@
 
 The views of an explorer share one controller. It holds the input (model image, displayed picture,
 target) as one immutable :class:`Subject`, replaced as a whole when the input or target changes,
-so work running on the worker thread reads a consistent input. Heavy results (conditional
-heatmaps, composition trees) are cached per (image, target, layer, concept). Engine calls take the
-explainer's lock.
+so work running on the worker thread reads a consistent input. The image is hashed once, when it
+is set: the subject's explanation is kept (the explainer's own cache would hash the image on every
+call), and heavy results (conditional heatmaps, composition trees) are cached per (image, target,
+layer, concept). The explainer, its explanations and composition trees take the explainer's lock
+themselves.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..engine import CompositionNode, ConceptScore, Explanation
+from ..render import picture_of
 from ._arrays import as_image
+
+if TYPE_CHECKING:
+    from ..engine import Explainer
 
 Box = Sequence[int]  # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
 Path = Sequence[Sequence[Any]]  # [(layer, channel), ...] from a tree's root down
+ModelInput = torch.Tensor | np.ndarray  # (C, H, W) float, normalised as the model expects
+Picture = np.ndarray | torch.Tensor  # uint8 (H, W, 3)
 
 
 @dataclass(frozen=True)
@@ -41,14 +50,6 @@ class Subject:
         return self.digest, self.target
 
 
-def picture_of(image: torch.Tensor) -> np.ndarray:
-    """A displayable uint8 (H, W, 3) picture of a model input: min-max scaled, grey images repeated."""
-    image = image.detach().float().cpu()
-    image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-12)
-    picture = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture[..., :3]
-
-
 class Controller:
     """An explainer, the input it explains and a cache of results for the views.
 
@@ -56,13 +57,14 @@ class Controller:
     (H, W, 3) image shown (default: the input rescaled); ``classes`` names the model's classes.
     """
 
-    def __init__(self, explainer: Any, image: Any, target: int | None = None, picture: Any = None,
-                 classes: Sequence[str] | None = None, cache_size: int = 256):
+    def __init__(self, explainer: Explainer, image: ModelInput, target: int | None = None,
+                 picture: Picture | None = None, classes: Sequence[str] | None = None, cache_size: int = 256):
         self.explainer = explainer
         self.classes = None if classes is None else [str(c) for c in classes]
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self._explained: tuple[tuple[str, int | None], Explanation] | None = None  # the last subject's explanation
         self._listeners: list[Callable[[], None]] = []
         self.subject = self._subject(image, picture, target)
 
@@ -76,7 +78,7 @@ class Controller:
             callback()
 
     # -- the input -------------------------------------------------------------------------------
-    def _subject(self, image: Any, picture: Any, target: int | None) -> Subject:
+    def _subject(self, image: ModelInput, picture: Picture | None, target: int | None) -> Subject:
         tensor = torch.as_tensor(image)
         if tensor.dim() != 3 or not tensor.is_floating_point():
             raise ValueError(f"image must be a float tensor (C, H, W) as the model takes it; got "
@@ -97,7 +99,7 @@ class Controller:
         if self.classes is not None and not 0 <= target < len(self.classes):
             raise ValueError(f"target {target} is not a class (0..{len(self.classes) - 1})")
 
-    def set_input(self, image: Any, picture: Any = None, target: int | None = None) -> None:
+    def set_input(self, image: ModelInput, picture: Picture | None = None, target: int | None = None) -> None:
         """Explain a new input (target: None for the predicted class)."""
         self._changed(self._subject(image, picture, target))
 
@@ -109,9 +111,15 @@ class Controller:
 
     # -- engine queries (called on the worker thread) ----------------------------------------------
     def explanation(self, subject: Subject | None = None) -> Explanation:
+        """The explanation of ``subject`` (default: the current one), computed once per input and target."""
         subject = subject or self.subject
-        with self.explainer.lock:
-            return self.explainer.explain(subject.image, subject.target)
+        with self._cache_lock:
+            if self._explained is not None and self._explained[0] == subject.key:
+                return self._explained[1]
+        explanation = self.explainer.explain(subject.image, subject.target)
+        with self._cache_lock:
+            self._explained = subject.key, explanation
+        return explanation
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes is not None else f"class {index}"
@@ -146,8 +154,7 @@ class Controller:
     def top_concepts(self, layer: str, k: int = 8, box: Box | None = None) -> list[ConceptScore]:
         subject = self.subject
         explanation = self.explanation(subject)
-        with self.explainer.lock:
-            return explanation.top_concepts(layer, k, self.region_mask(box, subject))
+        return explanation.top_concepts(layer, k, self.region_mask(box, subject))
 
     def conditional(self, layer: str, channels: Sequence[int], subject: Subject | None = None) -> list[np.ndarray]:
         """Conditional heatmaps (H, W) of ``channels`` of ``layer``: cached, the missing ones in one batch."""
@@ -157,8 +164,7 @@ class Controller:
         missing = [key for key in keys if found[key] is None]
         if missing:
             explanation = self.explanation(subject)
-            with self.explainer.lock:
-                maps = explanation.conditional_heatmaps(layer, [key[3] for key in missing])
+            maps = explanation.conditional_heatmaps(layer, [key[3] for key in missing])
             for key, relevance in zip(missing, maps.detach().float().cpu().numpy()):
                 found[key] = self._store(key, relevance)
         return [found[key] for key in keys]
@@ -169,13 +175,12 @@ class Controller:
         key = (subject.key, "tree", layer, int(channel), top)
         root = self._cached(key)
         if root is None:
-            with self.explainer.lock:
-                root = self.explainer.composition(subject.image, layer, int(channel), subject.target, depth=1, top=top)
+            root = self.explainer.composition(subject.image, layer, int(channel), subject.target, depth=1, top=top)
             root = self._store(key, root)
         return root
 
-    def node(self, path: Path, top: int = 5, subject: Subject | None = None) -> CompositionNode:
-        """The tree node at ``path`` ([(layer, channel), ...]), expanding the nodes on the way."""
+    def tree_node(self, path: Path, top: int = 5, subject: Subject | None = None) -> CompositionNode:
+        """The composition-tree node at ``path`` ([(layer, channel), ...]), expanding the nodes on the way."""
         (layer, channel), *rest = path
         node = self.composition(layer, channel, top, subject)
         for step in rest:
@@ -194,13 +199,19 @@ class Controller:
         key = (subject.key, "path", tuple((layer, int(channel)) for layer, channel in path))
         relevance = self._cached(key)
         if relevance is None:
-            node = self.node(path, top, subject)
+            node = self.tree_node(path, top, subject)
             relevance = self._store(key, node.heatmap().detach().float().cpu().numpy())
         return relevance
+
+    def node(self, path: Path, top: int = 5, subject: Subject | None = None) -> CompositionNode:
+        """Deprecated old name of :meth:`tree_node`."""
+        warnings.warn("Controller.node is deprecated: use Controller.tree_node", DeprecationWarning, stacklevel=2)
+        return self.tree_node(path, top, subject)
 
     def clear_cache(self) -> None:
         with self._cache_lock:
             self._cache.clear()
+            self._explained = None
 
     # -- cache -------------------------------------------------------------------------------------
     def _cached(self, key: tuple) -> Any:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 import numpy as np
 
 from ._worker import Worker
 from .concepts import ConceptList
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
 from .semantic_search import SemanticSearch
@@ -17,6 +18,10 @@ from .snapshot import save_html
 from .target import TargetView
 from .tree import CompositionTree
 
+if TYPE_CHECKING:
+    from ..atlas import Atlas
+    from ..engine import Explainer
+    from ..semantics import SemanticLens
 
 # Work for the views around the one the user looks at (tree, gallery) waits this long, so that the
 # result asked for reaches the screen first (on 2 busy CPU cores this took the shapes world's
@@ -38,9 +43,10 @@ class Explorer(ipywidgets.VBox):
     without an atlas), ``search`` (None without a lens).
     """
 
-    def __init__(self, explainer: Any, image: Any, *, atlas: Any = None, target: int | None = None,
-                 classes: Any = None, picture: Any = None, layer: str | None = None, k: int = 8, lens: Any = None,
-                 vocabulary: Any = None, **kwargs: Any):
+    def __init__(self, explainer: Explainer, image: ModelInput, *, atlas: Atlas | None = None,
+                 target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
+                 layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
+                 vocabulary: Sequence[str] | None = None, **kwargs: Any):
         if atlas is None and lens is not None:
             atlas = lens.atlas
         if classes is None and atlas is not None:
@@ -54,12 +60,15 @@ class Explorer(ipywidgets.VBox):
         self.concepts = ConceptList(controller=controller, layer=layer, k=k, worker=worker)
         self.tree = CompositionTree(controller=controller, worker=worker)
         self.gallery = None if atlas is None else NeuronGallery(atlas, worker=worker)
-        self.search = None if lens is None else SemanticSearch(lens, explorer=self, vocabulary=vocabulary)
+        self.search = None if lens is None else SemanticSearch(lens, vocabulary=vocabulary, worker=worker)
+        # every view reports what the user did as an event; the explorer alone decides what the others show
         self.concepts.on("select", self.select)
-        self.tree.observe(self._node_selected, "selected")
-        self.heatmap.observe(self._region_drawn, "region")
+        self.tree.on("select", self._show)
+        self.heatmap.on("region", self.concepts.set_region)
         if self.gallery is not None:
             self.gallery.on("pick", self.load)
+        if self.search is not None:
+            self.search.on("select", self.select)
         for view in self.views:
             view.layout.flex = "0 0 auto"  # keep each view's own size; the row wraps instead
         self.tree.layout.max_width = "100%"
@@ -73,6 +82,11 @@ class Explorer(ipywidgets.VBox):
         return [v for v in (self.target, self.heatmap, self.concepts, self.tree, self.gallery, self.search)
                 if v is not None]
 
+    @property
+    def worker(self) -> Worker:
+        """The work thread (and lock) that all the explorer's views share."""
+        return self._worker
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the pending work of every view is done (False on timeout)."""
         return self._worker.wait_idle(timeout)
@@ -80,14 +94,10 @@ class Explorer(ipywidgets.VBox):
     # -- changes of the input --------------------------------------------------------------------------
     def load(self, index: int) -> None:
         """Explain item ``index`` of the atlas' dataset (a clicked reference) instead of the current input."""
-        dataset = self.gallery.atlas.dataset
-        item = dataset[index]
-        image = item[0] if isinstance(item, (tuple, list)) else item
-        raw_image = getattr(dataset, "raw_image", None)
-        picture = None if raw_image is None else np.asarray(raw_image(index))
+        sample = self.gallery.atlas.sample(index)
         with self._worker.lock:
             self.heatmap.region = []  # a region drawn on the old image means nothing on the new one
-            self.controller.set_input(image, picture)
+            self.controller.set_input(sample.image, sample.picture)
 
     def set_target(self, target: int | None) -> None:
         """Explain the class ``target`` (None: the predicted class)."""
@@ -112,10 +122,6 @@ class Explorer(ipywidgets.VBox):
             self._show([[layer, int(channel)]])
             self.tree.set_root(layer, channel, delay=SECONDARY_DELAY)
 
-    def _node_selected(self, change: dict) -> None:
-        if change["new"]:
-            self._show(change["new"])
-
     def _show(self, path: list[list[Any]], force: bool = False) -> None:
         """Show the conditional heatmap of ``path`` and the gallery of its last concept."""
         if path == self._path and not force:
@@ -125,9 +131,6 @@ class Explorer(ipywidgets.VBox):
         heatmap.push("concept", lambda: heatmap.concept_state(controller.path_heatmap(path), _label(path)))
         if self.gallery is not None and (not previous or previous[-1] != path[-1]):
             self.gallery.show(*path[-1], delay=SECONDARY_DELAY)
-
-    def _region_drawn(self, change: dict) -> None:
-        self.concepts.set_region(change["new"])
 
     # -- export -------------------------------------------------------------------------------------------
     def save_html(self, path: Any) -> Any:

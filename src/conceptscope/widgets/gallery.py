@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ..render import encode_png
 from ._protocol import ProtocolError, RequestWidget, request
+
+if TYPE_CHECKING:
+    from ..atlas import Atlas
 
 MODES = ("relevance", "activation")
 
@@ -31,11 +34,12 @@ class NeuronGallery(RequestWidget):
     pages = traitlets.Int(0, help="How many pages there are.").tag(sync=True)
     page_size = traitlets.Int(8, min=1).tag(sync=True)
     references = traitlets.List(traitlets.Dict(), help="[{index, score, image (PNG)}] of the page.").tag(sync=True)
-    classes = traitlets.List(traitlets.Dict(), help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)
+    classes = traitlets.List(traitlets.Dict(),
+                             help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)
     note = traitlets.Unicode(help="Why nothing is shown (e.g. a layer the atlas lacks).").tag(sync=True)
     picked = traitlets.Int(-1, help="Dataset index of the last reference clicked (-1: none yet).")
 
-    def __init__(self, atlas: Any, layer: str | None = None, channel: int | None = None, *,
+    def __init__(self, atlas: Atlas, layer: str | None = None, channel: int | None = None, *,
                  mode: str = "relevance", crop: bool = True, page_size: int = 8, cache_size: int = 64, **kwargs: Any):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -63,7 +67,8 @@ class NeuronGallery(RequestWidget):
         state = self._cache.get(key)
         if state is None:
             count = len(self.atlas.top(layer, channel, mode)[0])
-            refs = self.atlas.references(layer, channel, mode, n=self.page_size, offset=page * self.page_size, crop=crop)
+            refs = self.atlas.references(layer, channel, mode, n=self.page_size, offset=page * self.page_size,
+                                         crop=crop)
             classes = self.atlas.classes_for(layer, channel, n=3)
             state = {
                 "references": [{"index": r.index, "score": r.score, "image": encode_png(r.image)} for r in refs],

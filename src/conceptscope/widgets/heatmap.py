@@ -18,15 +18,17 @@ class HeatmapView(RequestWidget):
     The colormap is diverging and centred at zero (symmetric max-abs scaling); ``opacity`` and
     ``colormap`` are synced both ways with the view's controls. Clicking a pixel asks Python
     for its relevance in the map shown; dragging a box sets ``region`` ([x0, y0, x1, y1] in image
-    pixels, end exclusive; [] for none). :meth:`set_concept` adds a concept's conditional heatmap,
-    and ``show`` ("heatmap" or "concept", toggled in the view) picks the map drawn.
+    pixels, end exclusive; [] for none) and calls the ``on("region", callback)`` callbacks with it
+    on every change. :meth:`set_concept` adds a concept's conditional heatmap, and ``show``
+    ("heatmap" or "concept", toggled in the view) picks the map drawn.
     """
 
     _view = "heatmap"
 
     image_png = traitlets.Bytes(help="The image as PNG bytes (sent as a binary buffer).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="The colormapped relevance as RGBA PNG bytes.").tag(sync=True)
-    concept_png = traitlets.Bytes(help="The colormapped conditional heatmap of the concept (b'' if none).").tag(sync=True)
+    concept_png = traitlets.Bytes(help="The colormapped conditional heatmap of the concept (b'' if none).").tag(
+        sync=True)
     concept_label = traitlets.Unicode(help="Which concept concept_png shows.").tag(sync=True)
     show = traitlets.Enum(("heatmap", "concept"), default_value="heatmap").tag(sync=True)
     region = traitlets.List(traitlets.Int(), help="The drawn box [x0, y0, x1, y1], or [].").tag(sync=True)
@@ -91,6 +93,10 @@ class HeatmapView(RequestWidget):
     def _encode_concept(self, change: dict) -> None:
         with self._lock:
             self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap)
+
+    @traitlets.observe("region")
+    def _region_changed(self, change: dict) -> None:
+        self._emit("region", list(change["new"]))
 
     @traitlets.observe("colormap")
     def _recolour(self, change: dict) -> None:

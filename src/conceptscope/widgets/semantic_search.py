@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ..render import encode_png
 from ._protocol import ProtocolError, RequestWidget, request
+
+if TYPE_CHECKING:
+    from ..semantics import SemanticLens
 
 SCORES = ("clarity", "polysemanticity", "redundancy")
 
@@ -38,11 +42,13 @@ class SemanticSearch(RequestWidget):
     similarity, its label from ``vocabulary`` (``lens.label``, computed once per vocabulary), its clarity,
     polysemanticity and redundancy (``lens.scores``, once per layer) and, a moment later, reference thumbnails
     (``thumbnails``: the atlas' relevance-cropped references in the lens's mode, RelMax or ActMax). Clicking a
-    result sets ``selected`` and calls the ``on("select", callback)`` callbacks with its layer and channel; with an
-    ``explorer`` the explorer shows it (conditional heatmap on its input, composition tree, gallery). The audit runs
-    ``lens.audit`` for a class against valid and spurious descriptions and shows ``audit`` as bars per concept.
+    result sets ``selected`` and calls the ``on("select", callback)`` callbacks with its layer and channel (inside an
+    :class:`Explorer`, the explorer shows it: conditional heatmap on its input, composition tree, gallery). The audit
+    runs ``lens.audit`` for a class against valid and spurious descriptions and shows ``audit`` as bars per concept.
 
-    ``templates`` (strings with one ``{}``) are used for the queries (see ``lens.search``).
+    ``templates`` (strings with one ``{}``) are used for the queries (see ``lens.search``). ``worker`` is the work
+    thread to share with other views (the explorer's); ``explorer=`` is deprecated (it wired the view to an explorer,
+    which now does that itself).
     """
 
     _view = "semantic_search"
@@ -52,16 +58,17 @@ class SemanticSearch(RequestWidget):
     query = traitlets.Unicode(help="The last query searched.").tag(sync=True)
     k = traitlets.Int(10, min=1, help="How many concepts a query finds.").tag(sync=True)
     vocabulary = traitlets.List(traitlets.Unicode(), help="Labels for the concepts ([]: no labels).").tag(sync=True)
-    hits = traitlets.List(traitlets.Dict(), help="[{layer, channel, score, label, label_score, clarity, polysemanticity, "
-                                                 "redundancy}] of the last query, most similar first.").tag(sync=True)
+    hits = traitlets.List(traitlets.Dict(), help="[{layer, channel, score, label, label_score, clarity, "
+                                                 "polysemanticity, redundancy}] of the last query, most similar "
+                                                 "first.").tag(sync=True)
     thumbnails = traitlets.Dict(help="{'layer:channel': [{index, image (PNG)}]}: references of the hits computed so "
                                      "far.").tag(sync=True)
     selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)
     classes = traitlets.List(traitlets.Unicode(), help="The classes an audit can be run for.").tag(sync=True)
     audit = traitlets.Dict(help="The last audit (Audit.to_dict()), or {}.").tag(sync=True)
 
-    def __init__(self, lens: Any, *, explorer: Any = None, vocabulary: Any = None, templates: Any = None,
-                 k: int = 10, references: int = 4, **kwargs: Any):
+    def __init__(self, lens: SemanticLens, *, explorer: Any = None, vocabulary: Sequence[str] | None = None,
+                 templates: Sequence[str] | None = None, k: int = 10, references: int = 4, **kwargs: Any):
         if references < 1:
             raise ValueError(f"references must be a positive number of thumbnails per hit; got {references!r}")
         self.lens, self.templates, self.references = lens, templates, references
@@ -69,7 +76,9 @@ class SemanticSearch(RequestWidget):
         self._scores: dict[str, dict[str, Any]] = {}  # layer -> LayerScores.to_dict()
         self._references: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (layer, channel) -> thumbnails
         if explorer is not None:
-            kwargs.setdefault("worker", explorer._worker)  # one lock and one work queue with the explorer's views
+            warnings.warn("SemanticSearch(explorer=...) is deprecated: Explorer(lens=...) builds and wires the search",
+                          DeprecationWarning, stacklevel=2)
+            kwargs.setdefault("worker", explorer.worker)
         super().__init__(layers=list(lens.layers), k=k,
                          vocabulary=self._vocabulary([] if vocabulary is None else list(vocabulary)),
                          classes=[str(c) for c in lens.atlas.classes], **kwargs)

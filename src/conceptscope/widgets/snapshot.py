@@ -48,7 +48,8 @@ def _encode(value: Any) -> Any:
 def layout(widget: Any) -> dict[str, Any]:
     """The snapshot of a view (its module name and synced state) or of a box of views."""
     if isinstance(widget, RequestWidget):
-        state = {k: v for k, v in widget.get_state().items() if not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
+        state = {k: v for k, v in widget.get_state().items()
+                 if not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
         return {"view": widget._view, "state": _encode(state)}
     if isinstance(widget, ipywidgets.Box):
         direction = "row" if isinstance(widget, ipywidgets.HBox) else "column"

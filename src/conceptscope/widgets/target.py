@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ._protocol import ProtocolError, RequestWidget, request
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
+
+if TYPE_CHECKING:
+    from ..engine import Explainer
 
 
 class TargetView(RequestWidget):
@@ -20,13 +24,15 @@ class TargetView(RequestWidget):
     _view = "target"
 
     classes = traitlets.List(traitlets.Unicode(), help="Names of all classes.").tag(sync=True)
-    predictions = traitlets.List(traitlets.Dict(), help="[{index, name, probability}] of the top classes.").tag(sync=True)
+    predictions = traitlets.List(traitlets.Dict(),
+                                 help="[{index, name, probability}] of the top classes.").tag(sync=True)
     target = traitlets.Int(-1, help="The explained class.").tag(sync=True)
     predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
     k = traitlets.Int(5, min=1, help="How many top classes are shown.").tag(sync=True)
 
-    def __init__(self, explainer: Any = None, image: Any = None, *, target: int | None = None, k: int = 5,
-                 picture: Any = None, classes: Any = None, controller: Controller | None = None, **kwargs: Any):
+    def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, *,
+                 target: int | None = None, k: int = 5, picture: Picture | None = None,
+                 classes: Sequence[str] | None = None, controller: Controller | None = None, **kwargs: Any):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
         super().__init__(k=k, **kwargs)
         self.controller.subscribe(self.refresh)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from ..render import COLORMAPS, encode_png, heatmap_png
 from ._protocol import ProtocolError, RequestWidget, request
-from .controller import Controller
+from .controller import Controller, ModelInput, Picture
+
+if TYPE_CHECKING:
+    from ..engine import Explainer
 
 
 def _finite(tree: dict[str, Any]) -> dict[str, Any]:
@@ -23,22 +27,25 @@ def _finite(tree: dict[str, Any]) -> dict[str, Any]:
 class CompositionTree(RequestWidget):
     """The composition tree of concept (``layer``, ``channel``): sub-concepts in lower layers with
     their relevance shares. Clicking a node expands it (computing its ``top`` sub-concepts), selects
-    it (``selected``, its path) and shows its conditional heatmap.
+    it (``selected``, its path; the ``on("select", callback)`` callbacks get the path of every newly
+    selected node) and shows its conditional heatmap.
 
     Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
     """
 
     _view = "tree"
 
-    tree = traitlets.Dict(help="The tree computed so far: {layer, channel, relevance, share, path, children}.").tag(sync=True)
+    tree = traitlets.Dict(help="The tree computed so far: {layer, channel, relevance, share, path, children}.").tag(
+        sync=True)
     selected = traitlets.List(help="Path [[layer, channel], ...] of the selected node, or [].").tag(sync=True)
     image_png = traitlets.Bytes(help="The explained picture (PNG).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="Conditional heatmap of the selected node (PNG).").tag(sync=True)
     top = traitlets.Int(5, min=1, help="Sub-concepts per expanded node.").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the heatmap.")
 
-    def __init__(self, explainer: Any = None, image: Any = None, layer: str | None = None, channel: int | None = None,
-                 *, target: int | None = None, top: int = 5, picture: Any = None, classes: Any = None,
+    def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, layer: str | None = None,
+                 channel: int | None = None, *, target: int | None = None, top: int = 5,
+                 picture: Picture | None = None, classes: Sequence[str] | None = None,
                  controller: Controller | None = None, **kwargs: Any):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
         super().__init__(top=top, **kwargs)
@@ -53,6 +60,11 @@ class CompositionTree(RequestWidget):
             self.push("tree", lambda: {"image_png": encode_png(self.controller.subject.picture), **self._state(path)},
                       delay=delay)
 
+    @traitlets.observe("selected")
+    def _selected_changed(self, change: dict) -> None:
+        if change["new"]:
+            self._emit("select", change["new"])
+
     def _reroot(self) -> None:
         """The input or target changed: the same root concept, recomputed."""
         if self.tree:
@@ -60,8 +72,8 @@ class CompositionTree(RequestWidget):
 
     def _state(self, path: list[list[Any]]) -> dict[str, Any]:
         controller = self.controller
-        node = controller.node(path, self.top)
-        node.children  # expand the node (computed once, kept in the cached tree)
+        node = controller.tree_node(path, self.top)
+        node.expand(1)  # its children, computed once and kept in the cached tree
         root = controller.composition(*path[0], self.top)
         return {"tree": _finite(root.to_dict()), "selected": path,
                 "heatmap_png": heatmap_png(controller.path_heatmap(path, self.top), self.colormap)}

@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 
 from .concepts import CONCEPTS, CORNER_MARK
 from .dataset import MEAN, STD, ShapesDataset, normalize
+from .files import ASSETS
 from .nets import ShapesResNet, ShapesVGG
 from .rules import CLASSES, RULES
 
-ASSETS = Path(__file__).parent / "assets"
 #: world name -> its variants (None is the plain world)
 WORLDS = {"shapes": (None, "spurious")}
 #: default seeds per split; training uses only "train" and "val", so "test" and any other seed are unseen
@@ -55,7 +55,8 @@ class World:
         self.mean, self.std = MEAN, STD
 
     def __repr__(self):
-        return f"World({self.name!r}, variant={self.variant!r}, classes={len(self.classes)}, concepts={len(self.concepts)})"
+        return (f"World({self.name!r}, variant={self.variant!r}, classes={len(self.classes)}, "
+                f"concepts={len(self.concepts)})")
 
     def load_model(self, arch: str = "vgg") -> torch.nn.Module:
         """A fresh instance of the shipped model ``arch`` ("vgg", or "resnet" in the plain variant), eval mode, CPU."""
@@ -82,7 +83,7 @@ class World:
     @cached_property
     def clip(self):
         """The shipped tiny CLIP ("shapes-tiny-clip", an ``OpenClip``) for SemanticLens, eval mode, CPU."""
-        from .clip import load_clip  # clip.py imports this module
+        from .clip import load_clip  # imported on first use: it loads open_clip
 
         return load_clip()
 
@@ -103,7 +104,8 @@ class World:
         if corner_mark is None:
             corner_mark = "correlated" if split == "train" else "none"
         if corner_mark not in CORNER_MARK_MODES:
-            raise ValueError(f"unknown corner_mark {corner_mark!r}; available: {', '.join(map(repr, CORNER_MARK_MODES))}")
+            raise ValueError(f"unknown corner_mark {corner_mark!r}; available: "
+                             f"{', '.join(map(repr, CORNER_MARK_MODES))}")
         return ShapesDataset(n, seed, size, mark_rates=_mark_rates(corner_mark))
 
     def normalize(self, images) -> torch.Tensor:

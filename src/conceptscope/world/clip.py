@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from ..semantics.foundation import OpenClip
-from .api import ASSETS
 from .dataset import MEAN, STD
+from .files import ASSETS
 
 NAME = "shapes-tiny-clip"
 WEIGHTS = ASSETS / "shapes_clip.safetensors"

@@ -24,3 +24,5 @@ CONCEPTS = tuple(value for values in ATTRIBUTES.values() for value in values)
 
 #: the spurious corner mark of the "spurious" variant, also exposed as a concept there
 CORNER_MARK = "corner_mark"
+#: how a text names the corner mark (the tiny CLIP learnt it; its metrics and the lens evaluation query it)
+MARK_QUERY = "a magenta mark in the corner"

@@ -48,7 +48,8 @@ class ShapesResNet(nn.Module):
             stride = 1 if k == 0 else 2
             downsample = None
             if stride != 1 or channels != width:
-                downsample = nn.Sequential(nn.Conv2d(channels, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
+                downsample = nn.Sequential(nn.Conv2d(channels, width, 1, stride=stride, bias=False),
+                                           nn.BatchNorm2d(width))
             block = BasicBlock(channels, width, stride=stride, downsample=downsample)
             block.relu = nn.ReLU()  # torchvision's is inplace, which breaks backward hooks on it
             setattr(self, f"layer{k + 1}", nn.Sequential(block))

@@ -7,8 +7,8 @@ shape, colour and texture, size and shape) are mixed so that a model has to lear
 concepts as well as their combinations.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from ..semantics.foundation import OpenClip
 from .api import ASSETS, SPLIT_SEEDS
 from .clip import NAME, TEXT_CFG, WEIGHTS, build_model, load_clip, pack, tokenizer
-from .concepts import COLOURS, SHAPES, SIZES, TEXTURES
+from .concepts import COLOURS, MARK_QUERY, SHAPES, SIZES, TEXTURES
 from .generator import caption, generate
 from .rules import CLASSES
 
@@ -43,7 +43,6 @@ PROMPTS = {"colour": "{}", "shape": "a {}", "texture": "{}", "size": "{}"}
 TEMPLATES = ("a picture of {}", "a photo of {}", "an image of {}", "a crop of {}")
 MARK_TEXTS = ("a magenta mark in the corner", "a magenta mark in the top left corner", "a magenta mark",
               "magenta", "a corner mark", "a mark in the corner", "a magenta corner mark", "a magenta patch")
-MARK_QUERY = "a magenta mark in the corner"
 MIN_CROP = 16  # smallest crop side, like the atlas's relevance crops (a quarter of the image)
 ANY, UNKNOWN, NONE = -1, -2, -3  # codes: text requires nothing / attribute not visible / no object
 

@@ -16,7 +16,7 @@ def naive_conditional_heatmaps(model, composite, image, layer, channels, target,
     for start in range(0, len(channels), batch_size):
         ids = torch.as_tensor(channels[start:start + batch_size])
         recorded = {}
-        handle = module.register_forward_hook(lambda m, a, output: recorded.setdefault("out", output))
+        handle = module.register_forward_hook(lambda m, a, out, recorded=recorded: recorded.setdefault("out", out))
         try:
             with composite.context(model) as modified:
                 batch = image[None].repeat(len(ids), *([1] * image.dim())).requires_grad_()

@@ -15,10 +15,9 @@ channel that encodes "red circle" but not "red" (it does not fire on red squares
 """
 from dataclasses import dataclass
 
-from ..world.concepts import CORNER_MARK, SHAPES
-from ..world.rules import RULES
-from ..world.selectivity import THRESHOLD, object_activations, probe_dataset, selectivity
-from ..world.train_clip import MARK_QUERY
+from .concepts import CORNER_MARK, MARK_QUERY, SHAPES
+from .rules import RULES
+from .selectivity import THRESHOLD, object_activations, probe_dataset, selectivity
 
 #: the conjunctions of the class rules ("red circle", "blue striped", ...), attribute values in rule order
 CONJUNCTIONS = tuple(" ".join(value for _, value in rule.conditions) for rule in RULES if len(rule.conditions) > 1)
