@@ -25,6 +25,7 @@ from _common import report
 
 import conceptscope as cs
 from conceptscope.engine.operations import Identity, Movement
+from conceptscope.models.random import without_constants
 
 TIMM = ["resnet18", "resnet50", "efficientnet_b0", "convnext_atto", "vit_tiny_patch16_224", "deit_tiny_patch16_224",
         "swin_tiny_patch4_window7_224", "regnety_002", "mobilenetv3_small_100"]
@@ -65,36 +66,6 @@ def input_size(label, model):
     return 64
 
 
-@torch.no_grad()
-def prepare(model, size, seed=0):
-    """Remove every additive constant and calibrate BatchNorm on noise (see the module docstring): each BatchNorm
-    divides by the root mean square of its input on a noise batch, without centring, so that random networks neither
-    explode nor die and stay free of additive constants."""
-    torch.manual_seed(seed)
-    model.eval()
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and not module.weight.any():  # torchvision ViT heads start at zero
-            torch.nn.init.normal_(module.weight, std=0.02)
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        last = name.rsplit(".", 1)[-1]
-        if last in ("bias", "running_mean") or any(key in last for key in ("class_token", "cls_token", "pos_embed",
-                                                                           "positional_embedding", "pos_embedding")):
-            tensor.zero_()
-
-    def calibrate(module, args):
-        dims = [d for d in range(args[0].dim()) if d != 1]
-        module.running_var.copy_(args[0].pow(2).mean(dims) + 1e-6)
-
-    handles = [m.register_forward_pre_hook(calibrate) for m in model.modules()
-               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    try:
-        model(torch.randn(8, 3, size, size))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return model
-
-
 def cut_layers(explanation, count=3):
     """Up to ``count`` recorded layers that carry relevance, spread over the depth (the output layer excluded)."""
     layers = [name for name in explanation.layers if name in explanation.relevances][:-1]
@@ -128,7 +99,7 @@ def run_one(label, build):
     try:
         model = build()
         size = input_size(label, model)
-        model = prepare(model, size)
+        model = without_constants(model, size)
         state = {k: v.clone() for k, v in model.state_dict().items()}
         x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():

@@ -2,8 +2,9 @@
 from .composites import COMPOSITES, canonizers_for, make_composite
 from .layers import check_layer, input_channels, layers
 from .loading import MODELS, WeightsUnavailableError, checkpoint_path, load
+from .random import without_constants
 
 __all__ = [
     "COMPOSITES", "MODELS", "WeightsUnavailableError", "canonizers_for", "check_layer", "checkpoint_path",
-    "input_channels", "layers", "load", "make_composite",
+    "input_channels", "layers", "load", "make_composite", "without_constants",
 ]
