@@ -15,7 +15,7 @@ The rules (sources: zennit's ``Norm`` rule and ``Pass``; AttnLRP, Achtibat et al
   by a gate: the relevance passes unchanged (AttnLRP's identity rule).
 - :class:`Proportional` — linear operations that mix inputs (``a + b``, ``a - b``, sums, means, average pooling,
   interpolation, products with constants or gates): each input gets relevance in proportion to its contribution,
-  ``R_i = x_i * J_i^T (R / (y + eps))`` (the z-rule, zennit's ``Norm``), so a residual sum splits between its branches
+  ``R_i = x_i * J_i^T (R / y)`` (the z-rule, zennit's ``Norm``, with a negligible stabiliser), so a residual sum splits between its branches
   as zennit's ResNet canonizer does, for any architecture; constants (biases, position embeddings) absorb their share.
   For a product of two relevant tensors (``q @ k.T``) the same rule halves each share (AttnLRP's uniform rule).
 - Normalisations (LayerNorm, GroupNorm, RMSNorm) use :class:`Proportional` on the operation with its statistics
@@ -31,11 +31,11 @@ import torch.nn.functional as F
 
 from .errors import UnsupportedOperationError
 
-EPSILON = 1e-6  # zennit's default stabiliser of the Norm rule
+EPSILON = 1e-12  # only a guard against division by zero: gradient x input (lxt) has no stabiliser at all
 
 
 def stabilize(value):
-    """``value + eps * sign(value)`` (sign 0 taken as +1), as zennit's Norm rule."""
+    """``value + eps * sign(value)`` (sign 0 taken as +1), as zennit's stabilisers."""
     return value + EPSILON * (2 * (value >= 0).to(value.dtype) - 1)
 
 

@@ -1,11 +1,13 @@
 """Choice of zennit composites and canonizers for a model."""
 import torch
-from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat
+from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite
 from zennit.core import Composite
+from zennit.rules import Epsilon, Gamma, Norm, Pass
+from zennit.types import Activation, AvgPool, BatchNorm, Convolution
 
 from .canonizers import MergeBatchNormByDataFlow
 
-COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1")
+COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "cp_lrp")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -17,6 +19,31 @@ def canonizers_for(model):
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return [MergeBatchNormByDataFlow()]
     return []
+
+
+ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+class CPLRP(LayerMapComposite):
+    """CP-LRP for vision transformers, as the AttnLRP authors' package lxt applies it to torchvision ViTs: Gamma rules
+    on convolutions (``conv_gamma``) and linear layers (``linear_gamma``; lxt sweeps 0.1–100 and 0–1), LRP-0 on the
+    attention's projections (lxt runs them as plain products), and the engine's operation rules for the rest —
+    attention weights held constant (relevance through the values only), GELU and LayerNorm with the identity rule
+    (the normalisation's standard deviation constant), residual sums split in proportion (Ali et al. 2022; Achtibat
+    et al. 2024)."""
+
+    def __init__(self, conv_gamma=0.25, linear_gamma=0.05, canonizers=None):
+        layer_map = [(Activation, Pass()), (Convolution, Gamma(conv_gamma)), (torch.nn.Linear, Gamma(linear_gamma)),
+                     (AvgPool, Norm()), (BatchNorm, Pass())]
+        super().__init__(layer_map=layer_map, canonizers=canonizers)
+        projection, by_layer = Epsilon(1e-12), self.module_map  # zennit keeps module_map as an attribute
+
+        def module_map(ctx, name, module):
+            if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in ATTENTION_PROJECTIONS:
+                return projection
+            return by_layer(ctx, name, module)
+
+        self.module_map = module_map
 
 
 def input_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, shape=(1, 3, 1, 1)):
@@ -41,6 +68,8 @@ def make_composite(model, composite=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         return EpsilonPlusFlat(canonizers=canonizers)
     if name == "epsilon_alpha2_beta1":
         return EpsilonAlpha2Beta1(canonizers=canonizers)
+    if name == "cp_lrp":
+        return CPLRP(canonizers=canonizers)
     if name == "epsilon_gamma_box":
         low, high = input_bounds(mean, std)
         return EpsilonGammaBox(low=low, high=high, canonizers=canonizers)

@@ -1,0 +1,132 @@
+"""Vision transformers: agreement with the AttnLRP authors' reference (lxt), conservation, and speed.
+
+The model is torchvision's ``vit_b_16`` built as ``benchmarks/reference/lxt_vit.py`` builds it (random weights, seed 0,
+the zero-initialised head re-drawn with seed 1, input seed 2), so the heatmaps of both sides explain the same model:
+
+- agreement: conceptscope's ``CPLRP`` composite against each lxt heatmap given with ``--reference`` (made by
+  ``lxt_vit.py`` in lxt's own venv: lxt patches torch and zennit process-wide), relative L2 error;
+- conservation: with every bias, the class token and the position embedding zero (float64), heatmap sum / logit;
+- speed (float32, 2 threads, sides in turn for ``--rounds`` rounds after a warm-up, best and median): one CP-LRP
+  heatmap against one gradient x input pass; K = 64 conditional heatmaps of a block's output (one explanation, batched)
+  against separate explanations, one per concept (each a forward and two backward passes; ``--separate`` of the 64
+  are timed and scaled to 64).
+
+    python benchmarks/transformers.py --reference /work/refvenvs/lxt/out/*.safetensors
+
+Writes ``benchmarks/results/transformers.json``.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torchvision
+from _common import report
+from safetensors import safe_open
+
+import conceptscope as cs
+from conceptscope.models.composites import CPLRP
+
+LAYER = "encoder.layers.encoder_layer_9.mlp.3"  # the MLP output of block 10: 768 features per token
+
+
+def build(zero_constants=False, dtype=torch.float32):
+    """The model and input of ``benchmarks/reference/lxt_vit.py``, made the same way."""
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16(weights=None).eval()
+    torch.manual_seed(1)
+    torch.nn.init.normal_(model.heads.head.weight, std=0.02)
+    if zero_constants:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("bias") or name in ("class_token", "encoder.pos_embedding"):
+                    param.zero_()
+    model.to(dtype)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2)).to(dtype)
+    return model, x
+
+
+def agreement(path):
+    with safe_open(path, "pt") as file:
+        meta = file.metadata()
+        reference = file.get_tensor("heatmap")
+    dtype = getattr(torch, meta["dtype"])
+    model, x = build(meta["zero_constants"] == "True", dtype)
+    composite = CPLRP(float(meta["conv_gamma"]), float(meta["linear_gamma"]))
+    attribution = cs.Explainer(model, composite).attribute(x, target=int(meta["target"]))
+    heatmap = attribution.heatmaps[0].to(reference.dtype)
+    logit = float(attribution.logits[0, int(meta["target"])])
+    return {"reference": path.rsplit("/", 1)[-1], "dtype": meta["dtype"], "gammas": f"{meta['conv_gamma']}/"
+            f"{meta['linear_gamma']}", "rel L2 vs lxt": float((heatmap - reference).norm() / reference.norm()),
+            "sum/logit": float(heatmap.sum()) / logit, "lxt sum/logit": float(meta["heatmap_sum"]) / logit}
+
+
+def in_turn(sides, rounds):
+    """Run each side once per round, in turn, after one warm-up each: {name: [seconds]}."""
+    for fn in sides.values():
+        fn()
+    times = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def gradient_x_input(model, x, target):
+    x = x.clone().requires_grad_()
+    model(x)[0, target].backward()
+    return (x * x.grad).sum(1)
+
+
+def speed(rounds, separate):
+    model, x = build()
+    xp = cs.Explainer(model, CPLRP())
+    target = int(xp.attribute(x).targets[0])
+    times = in_turn({"CP-LRP heatmap": lambda: xp.heatmap(x, target),
+                     "gradient x input": lambda: gradient_x_input(model, x, target)}, rounds)
+    channels = list(range(64))
+
+    def batched():
+        xp._cache.clear()
+        xp.explain(x[0], target, [LAYER]).conditional_heatmaps(LAYER, channels)
+
+    def one_at_a_time():
+        for channel in channels[:separate]:
+            xp._cache.clear()
+            xp.explain(x[0], target, [LAYER]).conditional_heatmaps(LAYER, [channel])
+
+    times.update(in_turn({"K=64 batched": batched, f"{separate} separate": one_at_a_time}, rounds))
+    rows = [{"what": name, "best s": min(t), "median s": statistics.median(t)} for name, t in times.items()]
+    ratio = {"CP-LRP / gradient x input (best)": min(times["CP-LRP heatmap"]) / min(times["gradient x input"]),
+             "64 separate / K=64 batched (best)": min(times[f"{separate} separate"]) * 64 / separate
+             / min(times["K=64 batched"])}
+    return rows, ratio
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference", nargs="*", default=[], help="lxt heatmaps made by reference/lxt_vit.py")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--separate", type=int, default=4, help="how many of the 64 separate explanations to time")
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    rows = [agreement(path) for path in args.reference]
+    model, x = build(zero_constants=True, dtype=torch.float64)
+    attribution = cs.Explainer(model, CPLRP(0.0, 0.0)).attribute(x)
+    conservation = float(attribution.heatmaps.sum()) / float(attribution.logits[0, attribution.targets[0]])
+    rows.append({"reference": "none (constants zero, float64, gammas 0/0)", "sum/logit": conservation})
+    meta = {}
+    if not args.skip_speed:
+        speed_rows, ratios = speed(args.rounds, args.separate)
+        rows += speed_rows
+        meta["ratios"] = ratios
+        print(json.dumps(ratios, indent=2))
+    report("transformers", rows, meta)
+
+
+if __name__ == "__main__":
+    main()
