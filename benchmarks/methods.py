@@ -1,0 +1,115 @@
+"""Attribution methods on the shapes world: the localisation leaderboard on fresh test images for two image seeds
+(is the ranking stable?), and the speed of our batched metrics against Quantus's, measured in turn.
+
+    python benchmarks/methods.py leaderboard [--n 200] [--seeds 1 2] [--methods ...]
+    python benchmarks/methods.py speed --reference-python /work/refvenvs/quantus/bin/python [--n 200] [--rounds 7]
+
+``leaderboard`` explains each image's label with every method (defaults of ``cs.methods.METHODS``) and grades the
+maps against the evidence masks (objects that make the label true); it prints one Markdown table per seed and the
+Kendall tau between the seeds' rankings per metric, and writes results/methods_leaderboard.json. ``speed`` times
+mass accuracy, rank accuracy and pointing game on the same arrays in both libraries, alternating rounds after a
+warm-up (Quantus in a long-lived subprocess of its own venv that times its own pass), and writes
+results/methods_speed.json.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import RESULTS, report  # noqa: E402
+
+import conceptscope as cs  # noqa: E402
+from conceptscope.evaluation import localisation  # noqa: E402
+from conceptscope.world.grading import evidence_batch, leaderboard  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def kendall_tau(first, second):
+    """Kendall's tau between two rankings of the same items (lists, best first)."""
+    position = {item: k for k, item in enumerate(second)}
+    pairs = [(i, j) for i in range(len(first)) for j in range(i + 1, len(first))]
+    agree = sum(1 if position[first[i]] < position[first[j]] else -1 for i, j in pairs)
+    return agree / len(pairs)
+
+
+def run_leaderboard(args):
+    world = cs.load_world("shapes")
+    methods = args.methods or cs.methods.available()
+    boards, seconds = {}, {}
+    for seed in args.seeds:
+        start = time.perf_counter()
+        boards[seed] = leaderboard(world, methods, n=args.n, seed=seed, progress=False)
+        seconds[seed] = time.perf_counter() - start
+        print(f"\n### seed {seed}: {args.n} images, {seconds[seed]:.0f} s\n\n{boards[seed].to_markdown()}", flush=True)
+    first, second = (boards[s] for s in args.seeds[:2])
+    taus = {metric: kendall_tau(first.ranking(metric), second.ranking(metric)) for metric in first.metrics}
+    print("\nKendall tau between the seeds' rankings:", {k: round(v, 3) for k, v in taus.items()})
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "methods_leaderboard.json").write_text(json.dumps({
+        "n": args.n, "seeds": args.seeds, "seconds": seconds, "kendall_tau": taus,
+        "rankings": {seed: {m: b.ranking(m) for m in b.metrics} for seed, b in boards.items()},
+        "rows": {seed: b.rows for seed, b in boards.items()}}, indent=1))
+
+
+def run_speed(args):
+    world = cs.load_world("shapes")
+    images, masks, labels = evidence_batch(world.dataset("test", n=args.n, seed=1))
+    relevance = cs.methods.attribute(world.model, images, labels, "lrp_epsilon_plus_flat", mean=world.mean,
+                                     std=world.std)
+    names = ["mass_accuracy", "rank_accuracy", "pointing_game"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "arrays.npz"
+        np.savez(path, a=relevance.clamp_min(0).numpy(), s=masks.numpy())
+        quantus = subprocess.Popen([args.reference_python, str(HERE / "reference/quantus_localisation.py"), str(path),
+                                    "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+        def quantus_pass():
+            quantus.stdin.write("run\n")
+            quantus.stdin.flush()
+            return float(quantus.stdout.readline())
+
+        def ours_pass():
+            start = time.perf_counter()
+            localisation(relevance, masks, names)
+            return time.perf_counter() - start
+
+        times = {"conceptscope": [], "quantus": []}
+        ours_pass(), quantus_pass()  # warm-up
+        for _ in range(args.rounds):
+            times["conceptscope"].append(ours_pass())
+            times["quantus"].append(quantus_pass())
+        quantus.stdin.close()
+        quantus.wait()
+    rows = [{"library": lib, "images": args.n, "best_ms": 1000 * min(t), "median_ms": 1000 * statistics.median(t)}
+            for lib, t in times.items()]
+    rows.append({"library": "speed-up (median)", "images": args.n,
+                 "median_ms": statistics.median(times["quantus"]) / statistics.median(times["conceptscope"])})
+    report("methods_speed", rows, {"metrics": names, "rounds": args.rounds, "torch_threads": torch.get_num_threads()})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="part", required=True)
+    board = sub.add_parser("leaderboard")
+    board.add_argument("--n", type=int, default=200)
+    board.add_argument("--seeds", type=int, nargs=2, default=[1, 2])
+    board.add_argument("--methods", nargs="*")
+    speed = sub.add_parser("speed")
+    speed.add_argument("--reference-python", required=True, help="Python of a venv with Quantus")
+    speed.add_argument("--n", type=int, default=200)
+    speed.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    run_leaderboard(args) if args.part == "leaderboard" else run_speed(args)
+
+
+if __name__ == "__main__":
+    main()
