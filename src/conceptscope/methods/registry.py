@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -128,7 +129,10 @@ class Methods:
             with torch.no_grad():
                 targets = as_targets(target, model(batch))
             extra = {"explainer": self._explainer} if spec.family == "LRP" else {}
-            with torch.enable_grad():
+            with torch.enable_grad(), warnings.catch_warnings():
+                # Captum warns that it sets requires_grad on the inputs and hooks ReLUs: both on our copies
+                warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+                warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
                 found = spec.function(model, batch, targets, **options, **extra)
             maps = self._reduce(found.detach(), spec.reduce)
             check_finite(maps, method)
