@@ -1,5 +1,6 @@
 """Jupyter widgets (anywidget) for exploring explanations; front-end modules live in ``js/``."""
 
+from .compare import CompareView
 from .concepts import ConceptList
 from .controller import Controller
 from .explorer import Explorer
@@ -23,5 +24,12 @@ def explore(explainer, image, atlas=None, target=None, classes=None, raw_image=N
     return Explorer(explainer, image, atlas=atlas, target=target, classes=classes, picture=raw_image, **kwargs)
 
 
-__all__ = ["CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "NeuronGallery", "SemanticSearch",
-           "TargetView", "explore", "save_html"]
+def compare(model_or_explainer, image, methods=None, **kwargs) -> CompareView:
+    """Attribution ``methods`` (names of ``cs.methods.METHODS``) side by side on ``image`` (a model input,
+    C x H x W), graded against ``evidence=`` (a bool mask, or ``{class: mask}``) when given; see
+    :class:`CompareView` for the other options. ``.figure()`` draws the same grid with matplotlib."""
+    return CompareView(model_or_explainer, image, methods, **kwargs)
+
+
+__all__ = ["CompareView", "CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "NeuronGallery",
+           "SemanticSearch", "TargetView", "compare", "explore", "save_html"]
