@@ -63,7 +63,7 @@ def test_another_class_recomputes_every_method(lab, notebook, artifacts: Path):
     before = kernel.json("{k: float(v.sum()) for k, v in view.maps.items()}")
     page.locator(".cs-compare select").select_option(str(other))
     page.wait_for_function(f"() => document.querySelector('.cs-compare select').value === '{other}'")
-    kernel.run("import time\nwhile view.target != %d: time.sleep(0.05)\nview.wait(60)" % other)
+    kernel.run(f"import time\nwhile view.target != {other}: time.sleep(0.05)\nview.wait(60)")
     page.wait_for_selector(READY, timeout=30_000)
     after = kernel.json("{k: float(v.sum()) for k, v in view.maps.items()}")
     assert set(after) == set(before) and all(after[k] != before[k] for k in after)
