@@ -1,11 +1,12 @@
 """Attribution methods on the shapes world: the localisation leaderboard on fresh test images for two image seeds
 (is the ranking stable?), and the speed of our batched metrics against Quantus's, measured in turn.
 
-    python benchmarks/methods.py leaderboard [--n 200] [--seeds 1 2] [--methods ...]
+    python benchmarks/methods.py leaderboard [--n 200] [--seeds 1 2] [--methods ...] [--options JSON]
     python benchmarks/methods.py speed --reference-python /work/refvenvs/quantus/bin/python [--n 200] [--rounds 7]
 
-``leaderboard`` explains each image's label with every method (defaults of ``cs.methods.METHODS``) and grades the
-maps against the evidence masks (objects that make the label true); it prints one Markdown table per seed and the
+``leaderboard`` explains each image's label with every method (defaults of ``cs.methods.METHODS``, except the
+slow perturbation methods at the lighter settings of ``LIGHT``, to fit 2 x 200 images on 2 CPU cores; ``--options``
+replaces them) and grades the maps against the evidence masks (objects that make the label true); it prints one Markdown table per seed and the
 Kendall tau between the seeds' rankings per metric, and writes results/methods_leaderboard.json. ``speed`` times
 mass accuracy, rank accuracy and pointing game on the same arrays in both libraries, alternating rounds after a
 warm-up (Quantus in a long-lived subprocess of its own venv that times its own pass), and writes
@@ -31,6 +32,8 @@ from conceptscope.evaluation import localisation  # noqa: E402
 from conceptscope.world.grading import evidence_batch, leaderboard  # noqa: E402
 
 HERE = Path(__file__).parent
+#: lighter settings of the slow methods for the 2 x 200-image leaderboard (defaults: 1000 masks, stride 4, 200 samples)
+LIGHT = {"rise": {"masks": 250}, "occlusion": {"stride": 8}, "lime": {"samples": 100}}
 
 
 def kendall_tau(first, second):
@@ -47,7 +50,7 @@ def run_leaderboard(args):
     boards, seconds = {}, {}
     for seed in args.seeds:
         start = time.perf_counter()
-        boards[seed] = leaderboard(world, methods, n=args.n, seed=seed, progress=False)
+        boards[seed] = leaderboard(world, methods, n=args.n, seed=seed, progress=False, options=args.options)
         seconds[seed] = time.perf_counter() - start
         print(f"\n### seed {seed}: {args.n} images, {seconds[seed]:.0f} s\n\n{boards[seed].to_markdown()}", flush=True)
     first, second = (boards[s] for s in args.seeds[:2])
@@ -55,7 +58,7 @@ def run_leaderboard(args):
     print("\nKendall tau between the seeds' rankings:", {k: round(v, 3) for k, v in taus.items()})
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "methods_leaderboard.json").write_text(json.dumps({
-        "n": args.n, "seeds": args.seeds, "seconds": seconds, "kendall_tau": taus,
+        "n": args.n, "seeds": args.seeds, "options": args.options, "seconds": seconds, "kendall_tau": taus,
         "rankings": {seed: {m: b.ranking(m) for m in b.metrics} for seed, b in boards.items()},
         "rows": {seed: b.rows for seed, b in boards.items()}}, indent=1))
 
@@ -103,6 +106,7 @@ def main():
     board.add_argument("--n", type=int, default=200)
     board.add_argument("--seeds", type=int, nargs=2, default=[1, 2])
     board.add_argument("--methods", nargs="*")
+    board.add_argument("--options", type=json.loads, default=LIGHT, help="JSON {method: {option: value}}")
     speed = sub.add_parser("speed")
     speed.add_argument("--reference-python", required=True, help="Python of a venv with Quantus")
     speed.add_argument("--n", type=int, default=200)

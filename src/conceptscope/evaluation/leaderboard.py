@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..methods import Methods, available
+from ..methods import Methods, available, get
 from .localisation import METRICS, interval, localisation
 
 
@@ -94,10 +94,12 @@ def evaluate(model, images, masks, targets=None, methods=None, metrics=None, *, 
     options = options or {}
     scores = {}
     for name in tqdm(names, desc="methods", disable=not progress):
-        found = {}
+        found, settings = {}, dict(options.get(name, {}))
+        if "progress" in get(name).defaults:  # the slow methods' own bars follow this one
+            settings.setdefault("progress", progress)
         for start in range(0, len(images), batch_size):
             part = slice(start, start + batch_size)
-            maps = runner(name, images[part], None if targets is None else targets[part], **options.get(name, {}))
+            maps = runner(name, images[part], None if targets is None else targets[part], **settings)
             for metric, values in localisation(maps, masks[part], metrics).items():
                 found.setdefault(metric, []).append(values.cpu())
         scores[name] = {metric: torch.cat(parts).numpy() for metric, parts in found.items()}
