@@ -6,8 +6,9 @@
 
 ``leaderboard`` explains each image's label with every method (defaults of ``cs.methods.METHODS``, except the
 slow perturbation methods at the lighter settings of ``LIGHT``, to fit 2 x 200 images on 2 CPU cores; ``--options``
-replaces them) and grades the maps against the evidence masks (objects that make the label true); it prints one Markdown table per seed and the
-Kendall tau between the seeds' rankings per metric, and writes results/methods_leaderboard.json. ``speed`` times
+replaces them) and grades the maps against the evidence masks (objects that make the label true); it prints one
+Markdown table per seed and the Kendall tau between the seeds' rankings per metric, and writes
+results/methods_leaderboard.json. ``speed`` times
 mass accuracy, rank accuracy and pointing game on the same arrays in both libraries, alternating rounds after a
 warm-up (Quantus in a long-lived subprocess of its own venv that times its own pass), and writes
 results/methods_speed.json.
