@@ -3,6 +3,7 @@
 
     python benchmarks/methods.py leaderboard [--n 200] [--seeds 1 2] [--methods ...] [--options JSON]
     python benchmarks/methods.py speed --reference-python /work/refvenvs/quantus/bin/python [--n 200] [--rounds 7]
+    python benchmarks/methods.py dissection [--n 300] [--atlas-n 400]
 
 ``leaderboard`` explains each image's label with every method (defaults of ``cs.methods.METHODS``, except the
 slow perturbation methods at the lighter settings of ``LIGHT``, to fit 2 x 200 images on 2 CPU cores; ``--options``
@@ -11,7 +12,10 @@ Markdown table per seed and the Kendall tau between the seeds' rankings per metr
 results/methods_leaderboard.json. ``speed`` times
 mass accuracy, rank accuracy and pointing game on the same arrays in both libraries, alternating rounds after a
 warm-up (Quantus in a long-lived subprocess of its own venv that times its own pass), and writes
-results/methods_speed.json.
+results/methods_speed.json. ``dissection`` dissects the VGG's conv layers on ``n`` test images and compares the
+detectors' labels (IoU >= 0.04) with the ground-truth selectivity (share of detectors that encode their label, AUC >=
+0.9, and whose label is their best-AUC concept) and with SemanticLens labels (atlas of ``atlas-n`` images, the tiny
+CLIP, the ground-truth test's vocabulary), and writes results/methods_dissection.json.
 """
 import argparse
 import json
@@ -100,6 +104,38 @@ def run_speed(args):
     report("methods_speed", rows, {"metrics": names, "rounds": args.rounds, "torch_threads": torch.get_num_threads()})
 
 
+def run_dissection(args):
+    from conceptscope.semantics import evaluation as semantic_truth
+    from conceptscope.world.dissection import CONCEPTS, THRESHOLD, agreement, dissect
+    from conceptscope.world.selectivity import object_activations, selectivity
+
+    world = cs.load_world("shapes")
+    explainer = cs.Explainer(world.model)
+    layers = ["features.0", "features.4", "features.8", "features.11", "features.15"]
+    data = world.dataset("test", n=args.n)
+    activations = object_activations(explainer, data, layers)
+    auc = selectivity(activations.activations, activations.attributes, list(CONCEPTS))
+    with tempfile.TemporaryDirectory() as tmp:
+        atlas = cs.Atlas.build(explainer, world.dataset("test", n=args.atlas_n, seed=31_000), layers,
+                               Path(tmp) / "atlas", k=16, batch_size=50, progress=False)
+        lens = cs.SemanticLens(atlas, world.clip, n=16, progress=False)
+        labels = {(label.layer, label.channel): label.label
+                  for label in lens.label(semantic_truth.vocabulary(world), layer=layers)}
+    rows = []
+    for layer in layers:
+        found = dissect(explainer, data, layer)
+        truth = agreement(found, auc[layer], CONCEPTS)
+        detectors = [(unit, concept) for concept, units in found.detectors(THRESHOLD).items() for unit in units]
+        named = [(unit, concept) for unit, concept in detectors if labels[layer, unit] != "unknown"]
+        same = sum(labels[layer, unit] == semantic_truth.phrase(concept) for unit, concept in named)
+        top = found.detectors(THRESHOLD)
+        rows.append({"layer": layer, "units": len(found.thresholds), "detectors": len(detectors),
+                     "concepts": len(top), "most": max(top, key=lambda c: len(top[c])) if top else "",
+                     "gt_encodes": truth["encodes"], "gt_same_best": truth["same_best"],
+                     "lens_named": len(named), "lens_agrees": same / len(named) if named else float("nan")})
+    report("methods_dissection", rows, {"n": args.n, "atlas_n": args.atlas_n, "threshold": THRESHOLD})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="part", required=True)
@@ -112,8 +148,11 @@ def main():
     speed.add_argument("--reference-python", required=True, help="Python of a venv with Quantus")
     speed.add_argument("--n", type=int, default=200)
     speed.add_argument("--rounds", type=int, default=7)
+    dissection = sub.add_parser("dissection")
+    dissection.add_argument("--n", type=int, default=300)
+    dissection.add_argument("--atlas-n", type=int, default=400)
     args = parser.parse_args()
-    run_leaderboard(args) if args.part == "leaderboard" else run_speed(args)
+    {"leaderboard": run_leaderboard, "speed": run_speed, "dissection": run_dissection}[args.part](args)
 
 
 if __name__ == "__main__":
