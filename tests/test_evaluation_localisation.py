@@ -42,6 +42,16 @@ def test_metrics_equal_hand_computed_values():
     assert top_k_iou(*hand_case(), k=3 / 9).tolist() == pytest.approx([2 / 3, 2 / 4])
 
 
+def test_rank_accuracy_shares_out_ties_at_the_kth_value():
+    # K = 2: the 3 is in; one more place for three tied 1s, one of them in the mask -> 1 + 1/3 hits of 2
+    relevance = torch.tensor([[3.0, 1.0, 1.0, 1.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False, False, False, False]])
+    assert localisation(relevance, mask, ["rank_accuracy"])["rank_accuracy"].tolist() == pytest.approx([2 / 3])
+    # a map of zeros ranks no pixel above another: the mask's share of the image, whatever the pixel order
+    flat = localisation(torch.zeros(1, 6), mask, ["rank_accuracy"])["rank_accuracy"]
+    assert flat.tolist() == pytest.approx([2 / 6])
+
+
 def test_mass_accuracy_and_area_ratio_agree_with_the_world_s_relevance_in_masks(world, xp):
     data = world.dataset("test", n=8, seed=77)
     images, masks, labels = evidence_batch(data)
