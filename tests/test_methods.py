@@ -9,8 +9,6 @@ from conceptscope.methods import METHODS, Methods, attribute
 from conceptscope.methods.perturbation import rise_masks
 from tests.helpers import assert_unchanged, model_state
 
-FAST = [name for name, m in METHODS.items() if not m.slow and name != "rise"]
-
 
 @pytest.fixture(scope="module")
 def batch(world):
@@ -59,7 +57,7 @@ def test_every_method_gives_finite_maps_of_the_input_size_and_leaves_the_model_u
         x, labels = batch
         for name in METHODS:
             options = {"lime": {"samples": 20, "cell": 16, "progress": False}, "occlusion": {"progress": False,
-                       "window": 16, "stride": 16}, "rise": {"masks": 40}}.get(name, {})
+                       "window": 16, "stride": 16}, "rise": {"masks": 40, "progress": False}}.get(name, {})
             maps = runner(name, x[:2], labels[:2], **options)
             assert maps.shape == (2, 64, 64) and torch.isfinite(maps).all(), name
             assert maps.abs().flatten(1).amax(1).min() > 0, name
@@ -208,6 +206,8 @@ def test_bad_input_gets_clear_errors(methods, batch):
         methods("saliency", x, 99)
     with pytest.raises(ValueError, match="has none"):
         attribute(Linear(), torch.randn(1, 3, 8, 8), 0, "gradcam")
+    with pytest.raises(ValueError, match=r"take images \(B, C, H, W\)"):
+        attribute(nn.Linear(5, 2), torch.randn(4, 5), 0, "saliency")
 
 
 def test_vanished_relevance_is_an_error_not_a_blank_map():

@@ -56,7 +56,7 @@ def rise_masks(count, height, width, cells=8, keep=0.5, seed=0, device="cpu"):
     return upsampled[torch.arange(count)[:, None, None], 0, rows, columns].to(device)
 
 
-def rise(model, images, targets, masks=1000, cells=8, keep=0.5, seed=0, baseline=0.0, batch_size=250):
+def rise(model, images, targets, masks=1000, cells=8, keep=0.5, seed=0, baseline=0.0, batch_size=250, progress=True):
     """RISE (Petsiuk et al. 2018): the target's softmax probability on ``masks`` randomly masked copies (masked pixels
     set to ``baseline``, 0 = the mean colour), each mask weighted by it: sum_i p_i M_i / (masks * keep). The same
     masks (from ``seed``) serve every image, so a map does not depend on the batch it came in."""
@@ -64,7 +64,7 @@ def rise(model, images, targets, masks=1000, cells=8, keep=0.5, seed=0, baseline
     found = rise_masks(masks, height, width, cells, keep, seed, images.device).to(images.dtype)
     maps = []
     with torch.no_grad():
-        for image, target in zip(images, targets):
+        for image, target in zip(tqdm(images, desc="RISE", disable=not progress, leave=False), targets):
             total = images.new_zeros(height, width)
             for part in found.split(batch_size):
                 masked = image[None] * part[:, None] + baseline * (1 - part[:, None])

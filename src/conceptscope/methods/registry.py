@@ -66,7 +66,7 @@ METHODS = {m.name: m for m in (
     _method("gradcam", "CAM", "Captum", cam.gradcam, None),
     _method("gradcam_plus_plus", "CAM", "conceptscope", cam.gradcam_plus_plus, None),
     _method("occlusion", "perturbation", "Captum", perturbation.occlusion, None, slow=True),
-    _method("rise", "perturbation", "conceptscope", perturbation.rise, None),
+    _method("rise", "perturbation", "conceptscope", perturbation.rise, None, slow=True),
     _method("lime", "perturbation", "Captum", perturbation.lime, None, slow=True),
     _method("lrp_epsilon_plus_flat", "LRP", "conceptscope (zennit rules)", _lrp("epsilon_plus_flat"), None),
     _method("lrp_epsilon_gamma_box", "LRP", "conceptscope (zennit rules)", _lrp("epsilon_gamma_box"), None),

@@ -127,7 +127,10 @@ class CompareView(RequestWidget):
     def _compute(self, name: str, target: int) -> dict:
         start = time.perf_counter()
         try:
-            relevance = self.runner(name, self.image, target, **self.options.get(name, {})).cpu().numpy()
+            settings = dict(self.options.get(name, {}))
+            if "progress" in get(name).defaults:  # no progress bars from the worker thread
+                settings.setdefault("progress", False)
+            relevance = self.runner(name, self.image, target, **settings).cpu().numpy()
         except Exception as exc:  # one failing method is shown in its tile; the others go on
             log.warning("CompareView: %s failed: %s", name, exc)
             return self._replace(name, error=f"{type(exc).__name__}: {exc}")
