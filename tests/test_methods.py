@@ -217,3 +217,13 @@ def test_vanished_relevance_is_an_error_not_a_blank_map():
         model.conv.bias.fill_(1.0)
     with pytest.raises(FloatingPointError, match="gradcam.*all-zero map"):
         attribute(model, torch.randn(1, 3, 6, 6), 0, "gradcam", layer="relu")
+
+
+def test_the_copy_follows_in_place_changes_of_the_user_s_weights():
+    model = Linear()
+    runner = Methods(model)
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    before = runner("gradient_x_input", x, 0)
+    with torch.no_grad():
+        model.fc.weight.mul_(2)
+    assert torch.allclose(runner("gradient_x_input", x, 0), 2 * before, atol=1e-5)
