@@ -227,3 +227,9 @@ def test_the_copy_follows_in_place_changes_of_the_user_s_weights():
     with torch.no_grad():
         model.fc.weight.mul_(2)
     assert torch.allclose(runner("gradient_x_input", x, 0), 2 * before, atol=1e-5)
+
+
+def test_an_explainer_stands_for_its_model(world, batch):
+    x, labels = batch
+    via_explainer = Methods(cs.Explainer(world.model))("gradcam", x, labels)
+    assert torch.equal(via_explainer, Methods(world.model)("gradcam", x, labels))
