@@ -1,5 +1,5 @@
 """conceptscope: concept-level explanations of PyTorch vision models (LRP, CRP, reference samples, SemanticLens)."""
-from . import models, semantics
+from . import methods, models, semantics
 from .atlas import Atlas
 from .engine import (
     CanonizationError,
@@ -13,15 +13,17 @@ from .engine import (
     UntraceableModelError,
 )
 from .errors import AtlasMismatchError, UnknownLayerError
+from .evaluation import evaluate
 from .models import WeightsUnavailableError
 from .semantics import FoundationUnavailableError, SemanticLens
-from .widgets import MissingBundleError, ProtocolError, explore
+from .widgets import MissingBundleError, ProtocolError, compare, explore
 from .world import load_world
 
 __all__ = [
     "Atlas", "AtlasMismatchError", "CanonizationError", "ChannelConcept", "Explainer", "Explanation",
     "FoundationUnavailableError", "MissingBundleError", "ProtocolError", "RelevanceConservationWarning",
     "RelevanceError", "SemanticLens", "UnknownLayerError", "UnsupportedOperationError", "UnsupportedRuleError",
-    "UntraceableModelError", "WeightsUnavailableError", "explore", "load_world", "models", "semantics",
+    "UntraceableModelError", "WeightsUnavailableError", "compare", "evaluate", "explore", "load_world", "methods",
+    "models", "semantics",
 ]
 __version__ = "0.1.0"

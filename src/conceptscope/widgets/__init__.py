@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._bundle import MissingBundleError
 from ._protocol import ProtocolError
+from .compare import CompareView
 from .concepts import ConceptList
 from .controller import Controller, ModelInput, Picture
 from .explorer import Explorer
@@ -43,5 +44,13 @@ def explore(explainer: Explainer, image: ModelInput, atlas: Atlas | None = None,
     return Explorer(explainer, image, atlas=atlas, target=target, classes=classes, picture=picture, **kwargs)
 
 
-__all__ = ["CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView", "MissingBundleError",
-           "NeuronGallery", "ProtocolError", "SemanticSearch", "TargetView", "explore", "save_html"]
+def compare(model_or_explainer, image, methods=None, **kwargs) -> CompareView:
+    """Attribution ``methods`` (names of ``cs.methods.METHODS``) side by side on ``image`` (a model input,
+    C x H x W), graded against ``evidence=`` (a bool mask, or ``{class: mask}``) when given; see
+    :class:`CompareView` for the other options. ``.figure()`` draws the same grid with matplotlib."""
+    return CompareView(model_or_explainer, image, methods, **kwargs)
+
+
+__all__ = ["CompareView", "CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView",
+           "MissingBundleError", "NeuronGallery", "ProtocolError", "SemanticSearch", "TargetView", "compare", "explore",
+           "save_html"]
