@@ -1,4 +1,6 @@
 """Graded explanations: pixel-level faithfulness, concept deletion, relevance-based pruning, sanity checks."""
+from .concepts import ConceptCurves, concept_deletion
 from .faithfulness import PerturbationCurves, insertion_deletion, linear_imputation, perturbation_curves, pixel_flipping
 
-__all__ = ["PerturbationCurves", "insertion_deletion", "linear_imputation", "perturbation_curves", "pixel_flipping"]
+__all__ = ["ConceptCurves", "PerturbationCurves", "concept_deletion", "insertion_deletion", "linear_imputation",
+           "perturbation_curves", "pixel_flipping"]

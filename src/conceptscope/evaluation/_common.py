@@ -5,17 +5,15 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from ..models.composites import canonizers_for
-
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
                "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called")
 
 
-def private_copy(model, canonize=False):
+def private_copy(model, canonizers=()):
     """A deep copy of ``model`` in eval mode, without hooks and gradients, that the caller may change at will.
 
-    With ``canonize`` the BatchNorm layers are merged into the layers before them (the canonizers the Explainer
-    uses), so a channel of a convolution in the copy is the channel the explanations see, after its BatchNorm.
+    ``canonizers`` (an Explainer's ``composite.canonizers``) are applied to the copy: BatchNorm layers merged into the
+    layers before them, so a channel of a convolution in the copy is the channel the explanations see.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
@@ -25,14 +23,19 @@ def private_copy(model, canonize=False):
             if hasattr(module, hooks):
                 setattr(module, hooks, OrderedDict())
     clone = clone.eval().requires_grad_(False)
-    if canonize:
-        for canonizer in canonizers_for(clone):
-            canonizer.apply(clone)  # never reverted: the copy is ours
+    for canonizer in canonizers:
+        canonizer.apply(clone)  # never reverted: the copy is ours
     return clone
 
 
-def device_of(model):
-    return next(model.parameters()).device
+def channel_mask_hook(keep, fill):
+    """A forward hook that keeps the channels where ``keep()`` (N, C) is True and sets the others to ``fill``
+    (a number or a tensor broadcastable to the output); ``keep`` is called on every forward pass."""
+    def hook(module, inputs, output):
+        mask = keep().to(output.device)
+        mask = mask.view(*mask.shape, *(1,) * (output.dim() - 2))
+        return torch.where(mask, output, torch.as_tensor(fill, dtype=output.dtype, device=output.device))
+    return hook
 
 
 def as_images(images, model):
