@@ -1,6 +1,7 @@
 """Graded explanations: pixel-level faithfulness, concept deletion, relevance-based pruning, sanity checks."""
 from .concepts import ConceptCurves, concept_deletion
 from .faithfulness import PerturbationCurves, insertion_deletion, linear_imputation, perturbation_curves, pixel_flipping
+from .pruning import PruningCurves, channel_scores, prune, pruning_curves
 
 __all__ = ["ConceptCurves", "PerturbationCurves", "concept_deletion", "insertion_deletion", "linear_imputation",
-           "perturbation_curves", "pixel_flipping"]
+           "perturbation_curves", "pixel_flipping", "PruningCurves", "channel_scores", "prune", "pruning_curves"]

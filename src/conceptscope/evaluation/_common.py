@@ -28,6 +28,11 @@ def private_copy(model, canonizers=()):
     return clone
 
 
+def per_channel(values):
+    """(B, C, ...) → (B, C): summed over positions (a channel's total relevance or activation)."""
+    return values.flatten(2).sum(2) if values.dim() > 2 else values
+
+
 def channel_mask_hook(keep, fill):
     """A forward hook that keeps the channels where ``keep()`` (N, C) is True and sets the others to ``fill``
     (a number or a tensor broadcastable to the output); ``keep`` is called on every forward pass."""

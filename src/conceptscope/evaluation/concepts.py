@@ -13,7 +13,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models import check_layer
-from ._common import as_images, channel_mask_hook, check_batch_size, mean_band, new_axes, private_copy, scores
+from ._common import (
+    as_images,
+    channel_mask_hook,
+    check_batch_size,
+    mean_band,
+    new_axes,
+    per_channel,
+    private_copy,
+    scores,
+)
 
 ORDERS = ("relevance", "activation", "random")
 FILLS = ("zero", "mean")
@@ -87,11 +96,11 @@ def concept_deletion(explainer, images, layer, targets=None, *, orders=ORDERS, c
     inputs = as_images(images, explainer.model)
     channels = activation.shape[1]
     counts = _counts(counts, channels)
-    per_channel = {"relevance": _per_channel(relevance), "activation": _per_channel(activation)}
+    totals = {"relevance": per_channel(relevance), "activation": per_channel(activation)}
     generator = torch.Generator().manual_seed(seed)
-    per_channel["random"] = torch.stack([torch.randperm(channels, generator=generator) for _ in inputs]).to(
+    totals["random"] = torch.stack([torch.randperm(channels, generator=generator) for _ in inputs]).to(
         activation.device, activation.dtype)
-    ranks = {order: _ranks(per_channel[order]) for order in orders}  # (B, C): 0 = removed first
+    ranks = {order: _ranks(totals[order]) for order in orders}  # (B, C): 0 = removed first
     value = 0.0 if fill == "zero" else activation.mean(0, keepdim=True)
     targets = torch.tensor(attribution.targets, device=inputs.device)
 
@@ -135,14 +144,9 @@ def _counts(counts, channels):
     return counts
 
 
-def _per_channel(values):
-    """(B, C, ...) → (B, C): summed over positions (a channel's total relevance or activation)."""
-    return values.flatten(2).sum(2) if values.dim() > 2 else values
-
-
-def _ranks(per_channel):
-    """Each channel's position in descending order of ``per_channel`` (B, C); ties keep channel order."""
-    ordering = torch.sort(per_channel, dim=1, descending=True, stable=True).indices
+def _ranks(values):
+    """Each channel's position in descending order of ``values`` (B, C); ties keep channel order."""
+    ordering = torch.sort(values, dim=1, descending=True, stable=True).indices
     ranks = torch.empty_like(ordering)
     ranks.scatter_(1, ordering, torch.arange(ordering.shape[1], device=ordering.device).expand_as(ordering))
     return ranks
