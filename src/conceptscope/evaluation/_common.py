@@ -83,7 +83,7 @@ def targets_of(model, images, targets, batch_size):
     return torch.tensor(targets, device=images.device)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def scores(model, inputs, targets, score, batch_size):
     """Forward ``inputs`` in batches of ``batch_size``; return the ``targets``' scores (logit or softmax probability)
     and the predicted classes. ``targets`` is one index per input or None (the predicted class)."""
