@@ -114,7 +114,7 @@ def new_axes(ax, ncols=1, width=4.0, height=3.2):
 
     if ax is not None:
         return ax.figure, ax
-    figure, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    figure, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, layout="constrained")
     return figure, axes[0] if ncols > 1 else axes[0, 0]
 
 

@@ -89,7 +89,6 @@ class RandomisationResult:
         ax.set_title(f"{self.method}: {self.mode} randomisation", fontsize=9)
         ax.axhline(0, color="gray", linewidth=0.5)
         ax.legend(fontsize=7)
-        figure.tight_layout()
         return figure
 
     def strip(self, images=3):
