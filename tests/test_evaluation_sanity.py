@@ -82,3 +82,19 @@ def test_bad_input(world, images):
         randomisation_check(world.model, images, "edge", mode="top-down")
     with pytest.raises(ValueError, match="expected \\(B, H, W\\)"):
         randomisation_check(world.model, images, lambda model, x, t: x, layers=["classifier.2"])
+
+
+def test_an_interrupted_check_leaves_the_model_unchanged(world, images):
+    before = model_state(world.model)
+    calls = []
+
+    def interrupted(model, x, targets):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return x.sum(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        randomisation_check(world.model, images, interrupted)
+    assert len(calls) == 3
+    assert_unchanged(world.model, before)

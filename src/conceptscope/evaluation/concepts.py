@@ -72,7 +72,7 @@ class ConceptCurves:
 
 
 def concept_deletion(explainer, images, layer, targets=None, *, orders=ORDERS, counts=None, fill="zero",
-                     mode="deletion", score="logit", batch_size=256, seed=0, progress=False):
+                     mode="deletion", score="logit", batch_size=256, seed=0, progress=True):
     """Concept deletion (or insertion) curves of ``layer`` for a batch of images: :class:`ConceptCurves`.
 
     ``explainer`` is a :class:`conceptscope.Explainer`; relevance and activation per channel (summed over positions)

@@ -78,7 +78,7 @@ class PerturbationCurves:
 
 
 def pixel_flipping(model, images, heatmaps, targets=None, *, order="morf", patch_size=1, steps=None, baseline="mean",
-                   score="logit", batch_size=256, sigma=5.0, seed=0, progress=False):
+                   score="logit", batch_size=256, sigma=5.0, seed=0, progress=True):
     """Pixel flipping (``patch_size=1``) or region perturbation: replace the patches of each image by the baseline in
     MoRF or LeRF order of ``heatmaps`` (B, H, W) and record the target score. Returns :class:`PerturbationCurves`
     (``.aopc``, ``.auc``, ``.figure()``). ``targets``: a class per image, or None for the model's predictions."""
@@ -88,7 +88,7 @@ def pixel_flipping(model, images, heatmaps, targets=None, *, order="morf", patch
 
 
 def insertion_deletion(model, images, heatmaps, targets=None, *, patch_size=1, steps=None, baseline="blur",
-                       score="probability", batch_size=256, sigma=5.0, seed=0, progress=False):
+                       score="probability", batch_size=256, sigma=5.0, seed=0, progress=True):
     """Insertion and deletion curves (Petsiuk et al. 2018), most relevant patches first: ``(insertion, deletion)``
     :class:`PerturbationCurves`, compared by their ``.auc`` (insertion high, deletion low for a faithful heatmap)."""
     settings = dict(order="morf", patch_size=patch_size, steps=steps, baseline=baseline, score=score,
@@ -99,7 +99,7 @@ def insertion_deletion(model, images, heatmaps, targets=None, *, patch_size=1, s
 
 def perturbation_curves(model, images, heatmaps, targets=None, *, kind="deletion", order="morf", patch_size=1,
                         steps=None, baseline="mean", score="logit", batch_size=256, sigma=5.0, seed=0,
-                        progress=False):
+                        progress=True):
     """The one implementation behind :func:`pixel_flipping` and :func:`insertion_deletion` (arguments as there)."""
     if kind not in ("deletion", "insertion"):
         raise ValueError(f"kind must be 'deletion' or 'insertion', got {kind!r}")

@@ -126,7 +126,7 @@ class PruningCurves:
 
 
 def pruning_curves(explainer, reference, test, layers=None, rates=(0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-                   criteria=CRITERIA, *, scope="global", classes=None, batch_size=64, seed=0, progress=False):
+                   criteria=CRITERIA, *, scope="global", classes=None, batch_size=64, seed=0, progress=True):
     """Accuracy against pruning rate for each criterion: :class:`PruningCurves`.
 
     ``reference`` and ``test`` are ``(images, labels)``; scores are computed on the reference images for their

@@ -111,7 +111,7 @@ class RandomisationResult:
 
 
 def randomisation_check(model, images, method="lrp", targets=None, *, mode="cascading", layers=None, seed=0,
-                        top_k=0.1, progress=False):
+                        top_k=0.1, progress=True):
     """Model-parameter randomisation test: :class:`RandomisationResult`.
 
     ``method`` is a name in :data:`METHODS` or a callable ``(model, images, targets) -> (B, H, W)``; ``targets``
