@@ -80,6 +80,22 @@ def test_baselines(linear):
     assert not np.allclose(noise[0], noise[2])
 
 
+def test_linear_baseline_in_the_curves(linear):
+    model, x, contributions = linear
+    curves = pixel_flipping(model, x, contributions, 0, patch_size=2, steps=4, baseline="linear")
+    mean = pixel_flipping(model, x, contributions, 0, patch_size=2, steps=4, baseline="mean")
+    np.testing.assert_allclose(curves.scores[:, -1], mean.scores[:, -1], atol=1e-12)  # nothing left: the mean
+    patch_sums = contributions.view(3, 2, 2, 2, 2).sum((2, 4)).flatten(1)
+    first = patch_sums.argmax(1)  # the patch removed in step 1
+    removed = torch.zeros(3, 4, 4, dtype=torch.bool)
+    for i, patch in enumerate(first.tolist()):
+        row, column = divmod(patch, 2)
+        removed[i, 2 * row:2 * row + 2, 2 * column:2 * column + 2] = True
+    with torch.no_grad():
+        expected = model(linear_imputation(x, removed))[:, 0]
+    np.testing.assert_allclose(curves.scores[:, 1], expected.numpy(), atol=1e-12)
+
+
 def test_linear_imputation_solves_roads_equations():
     torch.manual_seed(1)
     images = torch.rand(2, 3, 9, 9, dtype=torch.float64)
