@@ -15,8 +15,9 @@ The rules (sources: zennit's ``Norm`` rule and ``Pass``; AttnLRP, Achtibat et al
   by a gate: the relevance passes unchanged (AttnLRP's identity rule).
 - :class:`Proportional` — linear operations that mix inputs (``a + b``, ``a - b``, sums, means, average pooling,
   interpolation, products with constants or gates): each input gets relevance in proportion to its contribution,
-  ``R_i = x_i * J_i^T (R / y)`` (the z-rule, zennit's ``Norm``, with a negligible stabiliser), so a residual sum splits between its branches
-  as zennit's ResNet canonizer does, for any architecture; constants (biases, position embeddings) absorb their share.
+  ``R_i = x_i * J_i^T (R / y)`` (the z-rule, zennit's ``Norm``, with a negligible stabiliser), so a residual sum
+  splits between its branches as zennit's ResNet canonizer does, for any architecture; constants (biases, position
+  embeddings) absorb their share.
   For a product of two relevant tensors (``q @ k.T``) the same rule halves each share (AttnLRP's uniform rule).
 - Normalisations (LayerNorm, GroupNorm, RMSNorm) use :class:`Proportional` on the operation with its statistics
   treated as constants (AttnLRP; lxt's recipe), so the centring splits relevance and the scale does not create any.
