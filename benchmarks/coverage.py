@@ -1,27 +1,30 @@
 """Architecture coverage: every torchvision classifier, the common timm families and open_clip's visual towers, each
-explained as a new user would (``cs.Explainer(model)``), with random weights made comparable:
+explained as a new user would (``cs.Explainer(model)``), with random weights made comparable by
+:func:`conceptscope.models.without_constants` (no additive constants, BatchNorm calibrated on noise):
 
-- BatchNorm statistics calibrated on noise batches (random networks are otherwise degenerate), then every additive
-  constant removed — biases, BatchNorm means, class tokens, position embeddings — so that LRP with conserving rules
-  must give a heatmap whose sum equals the target logit ("sum/logit" column);
-- "logits err": the explained (canonized) copy's logits against the model's (max relative error);
-- "CRP err": relevance conserved from a layer to the input, conditioned on all its channels at once, against the
-  relevance at the layer (every second concept layer's output; the worst is shown);
+- "sum/logit": the default composite's heatmap sum over the target logit (its ZPlus rule loses the relevance of empty
+  windows, notably in depthwise convolutions); "LRP-0 sum/logit": the same with the conserving composite
+  ``"epsilon"`` (LRP-epsilon, 1e-9, on every layer), which must be 1: every other operation's rule conserves;
+- "logits err": the explained (canonized) copy's logits against the model's (max relative error, float32);
+- "CRP err": relevance conserved from a layer to the input (conserving composite), conditioned on all its concepts at
+  once, against the relevance at the layer (three layers spread over the depth; the worst is shown);
 - "zennit err": against zennit's own hooks with the same composite, where zennit has rules for every operation of the
-  model (its ResNet canonizer for ResNets); elsewhere the reason it cannot be compared;
-- "time": one heatmap, best of 3 after a warm-up; the error message where a model is refused.
+  model (its ResNet canonizer for ResNets); elsewhere the engine's rules it needed, which zennit lacks;
+- "time s": one heatmap, best of 3 after a warm-up; "error": the message where a model is refused.
 
     python benchmarks/coverage.py [--only NAME ...] [--skip-large]
 
-Writes ``benchmarks/results/coverage.json``; ``python benchmarks/readme_table.py coverage`` prints the README table.
+Writes ``benchmarks/results/coverage.json`` (and ``coverage.partial.json`` after each model);
+``python benchmarks/readme_table.py`` writes the README's table from it.
 """
 import argparse
+import json
 import time
 import warnings
 
 import torch
 import torchvision
-from _common import report
+from _common import RESULTS, report
 
 import conceptscope as cs
 from conceptscope.engine.operations import Identity, Movement
@@ -113,9 +116,11 @@ def run_one(label, build):
         logit = float(attribution.logits[0, target])
         row["explained"] = "yes"
         row["sum/logit"] = round(float(heatmap.sum()) / logit, 5)
+        conserving = cs.Explainer(model, "epsilon")
+        row["LRP-0 sum/logit"] = round(float(conserving.heatmap(x, target).sum()) / logit, 6)
         row["logits err"] = float((attribution.logits - reference_logits).abs().max() / reference_logits.abs().max())
         errors = []
-        explanation = xp.explain(x[0])
+        explanation = conserving.explain(x[0], target)
         for layer in cut_layers(explanation):
             channels = explanation.activations[layer].shape[0]
             conditional = explanation.conditional_heatmap({layer: list(range(channels))})
@@ -156,7 +161,14 @@ def main():
     for label, build in sources:
         rows.append(run_one(label, build))
         print(rows[-1], flush=True)
+        write_partial(rows)
     report("coverage", rows)
+
+
+def write_partial(rows):
+    """The rows so far, so that a long run interrupted still leaves its results."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "coverage.partial.json").write_text(json.dumps({"rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 // choosing another class asks Python to recompute every method ("target"; the latest choice wins).
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
+import { listen } from "./lib/listen.js";
 import { createUrlPool } from "./lib/images.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
@@ -109,14 +110,15 @@ function render({ model, el }) {
 
   select.addEventListener("change", () => channel.request("target", { target: Number(select.value) }));
   const rerender = coalesce(renderAll);
+  /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [["msg:custom", (msg) => channel.accept(msg)]];
   for (const name of ["classes", "target", "predicted", "tiles", "selected", "graded", "metrics"]) {
     listeners.push([`change:${name}`, rerender]);
   }
-  for (const [name, fn] of listeners) model.on(name, fn);
+  const unlisten = listen(model, listeners);
   renderAll();
   return () => {
-    for (const [name, fn] of listeners) model.off(name, fn);
+    unlisten();
     channel.dispose();
     urls.release();
   };

@@ -9,12 +9,9 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torchvision.models.convnext import CNBlockConfig
-from zennit.composites import LayerMapComposite
-from zennit.rules import Epsilon, Norm, Pass
-from zennit.types import Activation, AvgPool, BatchNorm, Convolution
 
 import conceptscope as cs
-from conceptscope.models import canonizers_for, without_constants
+from conceptscope.models import without_constants
 
 from .helpers import assert_unchanged, model_state
 
@@ -65,22 +62,16 @@ def test_heatmap_conserves_the_logit_and_explains_the_models_own_logits(name):
     before = model_state(model)
     with torch.no_grad():
         reference = model(image)
-    for composite in (None, lrp_zero(model)):
+    for composite in (None, "epsilon"):
         attribution = cs.Explainer(model, composite).attribute(image)
         assert torch.allclose(attribution.logits, reference, rtol=1e-6, atol=1e-9 * float(reference.abs().max()))
     logit = float(attribution.logits[0, attribution.targets[0]])
-    # no additive constants and LRP-0 on every layer: the rules of every other operation must conserve, up to their
-    # 1e-6 stabilisers, which absorb most where outputs are small (tokens of these tiny transformers); the default
+    # no additive constants and LRP-epsilon (1e-9) on every layer: the rules of every other operation must conserve, up
+    # to the stabilisers, which absorb most where outputs are small (tokens of these tiny transformers); the default
     # composite's ZPlus loses the relevance of empty windows of depthwise convolutions, by design
     assert float(attribution.heatmaps.sum()) == pytest.approx(logit, rel=1e-3 if "vit" in name else 1e-4)
     assert_unchanged(model, before)
 
-
-def lrp_zero(model):
-    """Epsilon rules with a negligible epsilon on every convolution and linear layer: conserving everywhere."""
-    layers = [(Activation, Pass()), (Convolution, Epsilon(1e-12)), (torch.nn.Linear, Epsilon(1e-12)),
-              (AvgPool, Norm(1e-12)), (BatchNorm, Pass())]
-    return LayerMapComposite(layers, canonizers=canonizers_for(model))
 
 
 @pytest.mark.parametrize("name", ["vit", "convnext", "swin"])
@@ -131,7 +122,7 @@ class Residual(torch.nn.Module):
 def test_residual_sum_splits_in_proportion_hand_derived():
     x = torch.tensor([[2.0, 1.0]])  # a = 2, b = 3, logit 0 = 5
     model = Residual()
-    relevance = cs.Explainer(model, lrp_zero(model)).heatmap(x, target=0)
+    relevance = cs.Explainer(model, "epsilon").heatmap(x, target=0)
     # epsilon rule on each linear layer: R_a = 2/5 * 5 = 2 lands on x0, R_b = 3 on x1 (no doubling as a gradient gives)
     assert torch.allclose(relevance, torch.tensor([[2.0, 3.0]]), atol=1e-4)
 
@@ -250,7 +241,7 @@ def test_vanished_relevance_is_refused():
         model[0].weight.zero_()
         model[0].bias.fill_(1.0)  # the logits come from biases alone: nothing of them reaches the input
     with pytest.raises(cs.RelevanceError, match="vanished"):
-        cs.Explainer(model, lrp_zero(model)).heatmap(torch.randn(1, 3, 8, 8), target=0)
+        cs.Explainer(model, "epsilon").heatmap(torch.randn(1, 3, 8, 8), target=0)
 
 
 def test_batchnorm_merging_follows_data_flow_and_is_exact():

@@ -7,7 +7,7 @@ from zennit.types import Activation, AvgPool, BatchNorm, Convolution
 
 from .canonizers import MergeBatchNormByDataFlow
 
-COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "cp_lrp")
+COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon", "cp_lrp")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -19,6 +19,14 @@ def canonizers_for(model):
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return [MergeBatchNormByDataFlow()]
     return []
+
+
+def epsilon_composite(epsilon=1e-9, canonizers=None):
+    """LRP-epsilon on every convolution and linear layer (LRP-0 for a negligible ``epsilon``): conserving everywhere,
+    so with no additive constants a heatmap sums to the target logit — the composite of conservation checks."""
+    layer_map = [(Activation, Pass()), (Convolution, Epsilon(epsilon)), (torch.nn.Linear, Epsilon(epsilon)),
+                 (AvgPool, Norm(epsilon)), (BatchNorm, Pass())]
+    return LayerMapComposite(layer_map=layer_map, canonizers=canonizers)
 
 
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -68,6 +76,8 @@ def make_composite(model, composite=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         return EpsilonPlusFlat(canonizers=canonizers)
     if name == "epsilon_alpha2_beta1":
         return EpsilonAlpha2Beta1(canonizers=canonizers)
+    if name == "epsilon":
+        return epsilon_composite(canonizers=canonizers)
     if name == "cp_lrp":
         return CPLRP(canonizers=canonizers)
     if name == "epsilon_gamma_box":
