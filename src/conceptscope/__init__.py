@@ -3,6 +3,7 @@ from . import methods, models, semantics
 from .atlas import Atlas
 from .engine import (
     CanonizationError,
+    CanonizationWarning,
     ChannelConcept,
     Explainer,
     Explanation,
@@ -20,8 +21,8 @@ from .widgets import MissingBundleError, ProtocolError, compare, explore
 from .world import load_world
 
 __all__ = [
-    "Atlas", "AtlasMismatchError", "CanonizationError", "ChannelConcept", "Explainer", "Explanation",
-    "FoundationUnavailableError", "MissingBundleError", "ProtocolError", "RelevanceConservationWarning",
+    "Atlas", "AtlasMismatchError", "CanonizationError", "CanonizationWarning", "ChannelConcept", "Explainer",
+    "Explanation", "FoundationUnavailableError", "MissingBundleError", "ProtocolError", "RelevanceConservationWarning",
     "RelevanceError", "SemanticLens", "UnknownLayerError", "UnsupportedOperationError", "UnsupportedRuleError",
     "UntraceableModelError", "WeightsUnavailableError", "compare", "evaluate", "explore", "load_world", "methods",
     "models", "semantics",

@@ -3,6 +3,7 @@ from .composition import CompositionNode
 from .concepts import ChannelConcept
 from .errors import (
     CanonizationError,
+    CanonizationWarning,
     RelevanceConservationWarning,
     RelevanceError,
     UnsupportedOperationError,
@@ -12,6 +13,6 @@ from .explainer import Attribution, Explainer
 from .explanation import ConceptScore, Explanation
 from .rules import UnsupportedRuleError
 
-__all__ = ["Attribution", "CanonizationError", "ChannelConcept", "CompositionNode", "ConceptScore", "Explainer",
-           "Explanation", "RelevanceConservationWarning", "RelevanceError", "UnsupportedOperationError",
-           "UnsupportedRuleError", "UntraceableModelError"]
+__all__ = ["Attribution", "CanonizationError", "CanonizationWarning", "ChannelConcept", "CompositionNode",
+           "ConceptScore", "Explainer", "Explanation", "RelevanceConservationWarning", "RelevanceError",
+           "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError"]

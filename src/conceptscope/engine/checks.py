@@ -3,7 +3,7 @@ import warnings
 
 import torch
 
-from .errors import CanonizationError, RelevanceConservationWarning, RelevanceError
+from .errors import CanonizationError, CanonizationWarning, RelevanceConservationWarning, RelevanceError
 
 VANISHED = 1e-6  # total |relevance| below this share of |logit|: nothing reached the input
 CREATED = 10.0  # |heatmap sum| above this many times |logit|: the rules created relevance
@@ -26,15 +26,32 @@ def check_logits(logits, model):
             "in float32 (model.float()) if it is in half precision on this device")
 
 
-def check_canonized(explained, reference, model):
-    """Refuse a canonized copy whose logits differ from the model's: it would explain another model."""
+def check_canonized(explained, reference, model, in_float64=None):
+    """Refuse a canonized copy whose logits differ from the model's: it would explain another model.
+
+    ``in_float64`` (optional) returns the same relative difference computed in float64: where that vanishes, the
+    difference is float32 rounding that the network amplifies (deep random networks do), and only a warning says so.
+    """
+    error = _relative(explained, reference)
+    if error <= 1e-4:
+        return
+    exact = in_float64() if in_float64 is not None else None
+    if exact is not None and exact <= 1e-9:
+        warnings.warn(
+            f"{type(model).__name__} amplifies float32 rounding: merging its BatchNorms changes its logits by "
+            f"{error:.2g} (relative) in float32 but by only {exact:.1g} in float64. Its explanations are as fragile "
+            "as its logits; explain it in float64 (model.double() and double inputs) to be sure",
+            CanonizationWarning, stacklevel=4)
+        return
+    raise CanonizationError(
+        f"the canonized copy of {type(model).__name__} computes logits that differ from the model's by {error:.2g} "
+        "(relative), so its explanation would be of another model. This happens when a canonizer (BatchNorm "
+        "merging) does not fit the architecture: pass a zennit Composite without that canonizer, or report it")
+
+
+def _relative(value, reference):
     scale = reference.abs().max().clamp_min(torch.finfo(reference.dtype).tiny)
-    error = float((explained - reference).abs().max() / scale)
-    if not error <= 1e-4:
-        raise CanonizationError(
-            f"the canonized copy of {type(model).__name__} computes logits that differ from the model's by {error:.2g} "
-            "(relative), so its explanation would be of another model. This happens when a canonizer (BatchNorm "
-            "merging) does not fit the architecture: pass a zennit Composite without that canonizer, or report it")
+    return float((value - reference).abs().max() / scale)
 
 
 def check_heatmaps(heatmaps, start, what="heatmap"):

@@ -19,3 +19,7 @@ class CanonizationError(ValueError):
 
 class RelevanceConservationWarning(UserWarning):
     """The heatmap's sum departs from the target logit more than the rules should absorb."""
+
+
+class CanonizationWarning(UserWarning):
+    """The canonized copy's logits differ from the model's by float32 rounding that the model amplifies."""

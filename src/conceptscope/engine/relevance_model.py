@@ -113,7 +113,8 @@ class RelevanceModel:
         self.fingerprint = fingerprint(model)
         self.module = _private_copy(model)
         self._uncanonized = copy.deepcopy(self.module)  # checked against on the first forward pass, then dropped
-        for canonizer in (*STRUCTURAL_CANONIZERS, *composite.canonizers):
+        self._canonizers = (*STRUCTURAL_CANONIZERS, *composite.canonizers)
+        for canonizer in self._canonizers:
             canonizer.apply(self.module)  # never reverted: the copy is ours
         self.modules = dict(self.module.named_modules())
         ctx, self.rules = {}, {}
@@ -198,12 +199,28 @@ class RelevanceModel:
                 values[node] = _call(self, node, args, kwargs)
             check_logits(logits, self.module)
             if self._uncanonized is not None:
-                reference = self._uncanonized(images)
-                if self.output is not None:
-                    reference = self.output(reference) if callable(self.output) else reference[self.output]
-                check_canonized(logits, reference, self.module)
+                check_canonized(logits, self._reference_logits(self._uncanonized, images), self.module,
+                                lambda: self._float64_difference(images))
                 self._uncanonized = None
         return logits, Trace(values, switches)
+
+    def _reference_logits(self, module, images):
+        """The logits of ``module`` (the user's model or a copy) as the explained output selects them."""
+        output = module(images)
+        if self.output is not None:
+            output = self.output(output) if callable(self.output) else output[self.output]
+        return output
+
+    def _float64_difference(self, images):
+        """The canonizers' effect on the logits when the uncanonized copy is canonized in float64 (on copies)."""
+        plain = copy.deepcopy(self._uncanonized).double()
+        canonized = copy.deepcopy(plain)
+        for canonizer in self._canonizers:
+            canonizer.apply(canonized)
+        images = images.double()
+        explained, reference = self._reference_logits(canonized, images), self._reference_logits(plain, images)
+        scale = reference.abs().max().clamp_min(1e-300)
+        return float((explained - reference).abs().max() / scale)
 
     def propagate(self, trace, start, grad, collect=(), conditions=None, to_input=True):
         """Propagate relevance ``grad`` (N, ...) from node ``start`` down to the input (``to_input``), or only as far
