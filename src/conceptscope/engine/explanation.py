@@ -27,6 +27,18 @@ def initial_relevance(logits, targets):
     return initial
 
 
+def _patch_grid(tokens, image_size):
+    """``((h, w), leading tokens)`` of a token sequence laid over the image as a row-major patch grid of the image's
+    aspect ratio, with no or one leading (class) token; ``(None, 0)`` if there is none."""
+    height, width = image_size
+    for extra in (0, 1):
+        count = tokens - extra
+        for h in range(1, count + 1):
+            if count % h == 0 and (count // h) * height == h * width:
+                return (h, count // h), extra
+    return None, 0
+
+
 @dataclass(frozen=True)
 class ConceptScore:
     """A concept of a layer with its relevance and its share of the layer's (absolute) relevance."""
@@ -92,10 +104,19 @@ class Explanation:
             return self._concept.attribute(relevance, weights)[0]
 
     def _region_weights(self, layer, region):
-        """The fraction of each layer position's input-space footprint covered by ``region``, shape (1, 1, h, w)."""
+        """The fraction of each layer position's input-space footprint covered by ``region``: (1, 1, h, w) for maps;
+        for tokens (1, 1, N) through the patch grid (a leading class token, outside every patch, gets 0)."""
         image = self._trace.values[self._model.input_node]
         region = check_region(region, image.shape[2:]).to(image.device)
         relevance = self._relevances[layer]
+        if relevance.dim() == 3:
+            grid, extra = _patch_grid(relevance.shape[2], image.shape[2:])
+            if grid is None:
+                raise ValueError(f"layer {layer!r} has {relevance.shape[2]} tokens, which do not form a patch grid of "
+                                 f"the {tuple(image.shape[2:])} input (with or without one class token), so a region "
+                                 "cannot be mapped onto them")
+            weights = F.adaptive_avg_pool2d(region[None, None].to(relevance.dtype), grid).flatten(2)
+            return F.pad(weights, (extra, 0))
         if relevance.dim() != 4:
             raise ValueError(f"layer {layer!r} has no spatial extent (output shape {tuple(relevance.shape[1:])}), "
                              "so a region cannot select part of it")
