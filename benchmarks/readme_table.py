@@ -53,7 +53,8 @@ def transformers(data):
                          f"{_number(r['rel L2 vs lxt'], 2)}; sum/logit {_number(r['sum/logit'], 6)} (lxt "
                          f"{_number(r['lxt sum/logit'], 6)}) |")
         elif "sum/logit" in r:
-            lines.append(f"| CP-LRP heatmap sum / logit, {r['reference']} | {_number(r['sum/logit'], 6)} |")
+            rule_set = "" if "AttnLRP" in r["reference"] else "CP-LRP "
+            lines.append(f"| {rule_set}heatmap sum / logit, {r['reference']} | {_number(r['sum/logit'], 6)} |")
         elif "best s" in r:
             lines.append(f"| {r['what']}: best / median | {_number(r['best s'], 3)} s / "
                          f"{_number(r['median s'], 3)} s |")

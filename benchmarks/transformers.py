@@ -5,7 +5,8 @@ the zero-initialised head re-drawn with seed 1, input seed 2), so the heatmaps o
 
 - agreement: conceptscope's ``CPLRP`` composite against each lxt heatmap given with ``--reference`` (made by
   ``lxt_vit.py`` in lxt's own venv: lxt patches torch and zennit process-wide), relative L2 error;
-- conservation: with every bias, the class token and the position embedding zero (float64), heatmap sum / logit;
+- conservation: with every bias, the class token and the position embedding zero (float64), heatmap sum / logit, for
+  CP-LRP (must be 1) and the AttnLRP rule set (whose softmax rule absorbs part of the relevance by design);
 - speed (float32, 2 threads, sides in turn for ``--rounds`` rounds after a warm-up, best and median): one CP-LRP
   heatmap against one gradient x input pass; K = 64 conditional heatmaps of a block's output (one explanation, batched)
   against separate explanations, one per concept (each a forward and two backward passes; ``--separate`` of the 64
@@ -119,6 +120,10 @@ def main():
     attribution = cs.Explainer(model, CPLRP(0.0, 0.0)).attribute(x)
     conservation = float(attribution.heatmaps.sum()) / float(attribution.logits[0, attribution.targets[0]])
     rows.append({"reference": "none (constants zero, float64, gammas 0/0)", "sum/logit": conservation})
+    attention = cs.Explainer(model, "attn_lrp").attribute(x, target=attribution.targets)
+    share = float(attention.heatmaps.sum()) / float(attention.logits[0, attention.targets[0]])
+    rows.append({"reference": "none (constants zero, float64): AttnLRP rule set, share reaching the input",
+                 "sum/logit": share})
     meta = {}
     if not args.skip_speed:
         speed_rows, ratios = speed(args.rounds, args.separate)

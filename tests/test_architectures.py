@@ -119,6 +119,42 @@ def test_layers_lists_only_called_layers():
     assert not any(name.endswith((".q_proj", ".k_proj", ".v_proj")) for name in layers)
 
 
+class SoftmaxHead(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2, bias=False)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor([[1.0, 2.0, -1.0], [0.5, 0.0, 1.0]]))
+
+    def forward(self, x):
+        return self.fc(torch.softmax(x, -1))
+
+
+def test_attnlrp_softmax_rule_hand_derived():
+    x = torch.tensor([[0.5, -1.0, 2.0]], dtype=torch.float64)
+    model = SoftmaxHead().double()
+    relevance = cs.Explainer(model, "attn_lrp").heatmap(x, target=0)
+    s = torch.softmax(x, -1)
+    upper = s * model.fc.weight[0]  # epsilon rule of the linear layer: R_i = s_i w_i z / z
+    expected = x * (upper - s * upper.sum())  # AttnLRP: R_in = x (R - s sum R)
+    assert torch.allclose(relevance, expected, rtol=1e-5)
+
+
+def test_attnlrp_and_cp_lrp_on_a_vit():
+    model, image = explained(SMALL["vit"])
+    cp = cs.Explainer(model, "cp_lrp").attribute(image)
+    attn = cs.Explainer(model, "attn_lrp").attribute(image, target=cp.targets)
+    logit = float(cp.logits[0, cp.targets[0]])
+    assert float(cp.heatmaps.sum()) == pytest.approx(logit, rel=1e-4)
+    share = float(attn.heatmaps.sum()) / logit  # the softmax rule absorbs part of the relevance, by design
+    assert 0 < share < 1 and torch.isfinite(attn.heatmaps).all()
+    timm = pytest.importorskip("timm")
+    fused = timm.models.vision_transformer.VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=1,
+                                                             num_heads=2, num_classes=10)
+    with pytest.raises(cs.UnsupportedOperationError, match="fused attention under the AttnLRP rules"):
+        cs.Explainer(fused, "attn_lrp").heatmap(torch.randn(1, 3, 32, 32))
+
+
 class Residual(torch.nn.Module):
     """y = fc(a(x) + b(x)) with hand-set weights: the sum must split in proportion to its terms."""
 

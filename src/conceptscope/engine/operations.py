@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .errors import UnsupportedOperationError
 
+VALUES, ATTNLRP = "values", "attnlrp"  # attention: weights held constant (CP-LRP), or AttnLRP's rules
 EPSILON = 1e-12  # only a guard against division by zero: gradient x input (lxt) has no stabiliser at all
 
 
@@ -140,6 +141,29 @@ class Proportional:
         return [(source, _times_input(trace, source, g) / self.degree) for source, g in found]
 
 
+class Softmax:
+    """AttnLRP's softmax rule: ``R_in = x * (R - s * sum(R))`` over the softmax's axis (``s`` its output), the
+    Taylor decomposition at zero with the bias term absorbed — by design part of the relevance stays there."""
+
+    def vjp(self, engine, trace, node, sources, grad, count):
+        (source,) = sources
+        output, input = trace.values[node], trace.values[source]
+        dim = _softmax_dim(node, engine.modules)
+        return [(source, input * (grad - output * grad.sum(dim, keepdim=True)))]
+
+
+def _softmax_dim(node, modules):
+    if node.op == "call_module":
+        return modules[node.target].dim
+    return node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+
+
+def _is_softmax(node, modules):
+    return ((node.op == "call_function" and node.target in (torch.softmax, F.softmax))
+            or (node.op == "call_method" and node.target == "softmax")
+            or (node.op == "call_module" and isinstance(modules[node.target], torch.nn.Softmax)))
+
+
 class Addition:
     """``a + b`` (or ``a - b``), residual connections included: each relevant term gets ``x_i / (y + eps)`` of the
     relevance, the rest (constants: biases, position embeddings) is absorbed; element-wise, no backward pass."""
@@ -223,9 +247,11 @@ PASS_THROUGH_MODULES = (torch.nn.Identity, torch.nn.Dropout, torch.nn.Dropout1d,
                         torch.nn.Dropout3d, torch.nn.AlphaDropout)
 
 
-def is_gate(node, modules):
+def is_gate(node, modules, attention=VALUES):
     """Whether ``node`` is a gate: a sigmoid/hard-sigmoid/softmax output, possibly reshaped, moved or passed through
-    dropout (eval mode) on its way."""
+    dropout (eval mode) on its way; under AttnLRP attention weights (softmax) are not gates but carry relevance."""
+    if attention == ATTNLRP and _is_softmax(node, modules):
+        return False
     while True:
         if node.op == "call_function" and node.target in GATES:
             return True
@@ -241,10 +267,17 @@ def is_gate(node, modules):
         node = node.all_input_nodes[0]
 
 
-def rule_for(node, modules, relevant):
-    """The relevance rule of one graph node, or raise :class:`UnsupportedOperationError`."""
+def rule_for(node, modules, relevant, attention=VALUES):
+    """The relevance rule of one graph node, or raise :class:`UnsupportedOperationError`. ``attention`` is
+    :data:`VALUES` (CP-LRP: attention weights constant) or :data:`ATTNLRP` (softmax and uniform product rules)."""
     sources = [n for n in node.all_input_nodes if n in relevant]
     op, target = node.op, node.target
+    if attention == ATTNLRP and _is_softmax(node, modules):
+        return Softmax()
+    if attention == ATTNLRP and (target is F.scaled_dot_product_attention or _wrapped_rule(target) is not None):
+        raise _unsupported(node, "fused attention under the AttnLRP rules, whose attention weights must carry "
+                                 "relevance (use the \"cp_lrp\" composite, or write the attention out, e.g. "
+                                 "timm.layers.set_fused_attn(False))")
     if op == "call_module":
         module = modules[target]
         if isinstance(module, NORMALISATION_MODULES):
@@ -268,7 +301,7 @@ def rule_for(node, modules, relevant):
         if target in LINEAR_MIXING:
             return Proportional()
         if target in PRODUCTS:
-            return _product_rule(node, sources, modules)
+            return _product_rule(node, sources, modules, attention)
         if target is F.scaled_dot_product_attention:
             return Proportional(surrogate=_values_only_attention)
         if target is F.dropout or getattr(target, "__name__", "") == "stochastic_depth":
@@ -287,14 +320,14 @@ def rule_for(node, modules, relevant):
         if target in LINEAR_MIXING_METHODS:
             return Proportional()
         if target in PRODUCT_METHODS:
-            return _product_rule(node, sources, modules)
+            return _product_rule(node, sources, modules, attention)
         raise _unsupported(node, f"tensor method .{target}()")
     raise _unsupported(node, f"graph operation {op} {target}")
 
 
-def _product_rule(node, sources, modules):
+def _product_rule(node, sources, modules, attention):
     """Products: by a constant or a gate the relevance passes to the signal; two relevant signals share it (uniform)."""
-    signals = [s for s in sources if not is_gate(s, modules)]
+    signals = [s for s in sources if not is_gate(s, modules, attention)]
     if not signals:
         raise _unsupported(node, "a product of gates only")
     elementwise = node.target in (operator.mul, operator.imul, torch.mul, torch.multiply, operator.truediv,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..models.canonizers import ExplicitAttention
 from .checks import check_canonized, check_logits
 from .errors import UntraceableModelError
-from .operations import Identity, out_of_place, rule_for
+from .operations import VALUES, Identity, out_of_place, rule_for
 from .rules import linearize
 
 
@@ -113,6 +113,7 @@ class RelevanceModel:
         self.fingerprint = fingerprint(model)
         self.module = _private_copy(model)
         self._uncanonized = copy.deepcopy(self.module)  # checked against on the first forward pass, then dropped
+        self.attention = getattr(composite, "attention", VALUES)  # how attention weights are treated
         self._canonizers = (*STRUCTURAL_CANONIZERS, *composite.canonizers)
         for canonizer in self._canonizers:
             canonizer.apply(self.module)  # never reverted: the copy is ours
@@ -276,7 +277,7 @@ class RelevanceModel:
             return [(sources[0], {node.args[1]: _apply(grad, factor)}, None)]  # one item of a tuple output
         rule = self._operation_rules.get(node)
         if rule is None:
-            rule = self._operation_rules[node] = rule_for(node, self.modules, self._relevant)
+            rule = self._operation_rules[node] = rule_for(node, self.modules, self._relevant, self.attention)
         if (type(rule) is Identity and len(sources) == 1 and isinstance(grad, torch.Tensor)
                 and tuple(grad.shape) == self.relevance_shape(trace, sources[0], count)):
             return [(sources[0], grad, factor)]

@@ -7,7 +7,7 @@ from zennit.types import Activation, AvgPool, BatchNorm, Convolution
 
 from .canonizers import MergeBatchNormByDataFlow
 
-COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon", "cp_lrp")
+COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon", "cp_lrp", "attn_lrp")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,6 +40,8 @@ class CPLRP(LayerMapComposite):
     (the normalisation's standard deviation constant), residual sums split in proportion (Ali et al. 2022; Achtibat
     et al. 2024)."""
 
+    attention = "values"  # the engine holds attention weights constant
+
     def __init__(self, conv_gamma=0.25, linear_gamma=0.05, canonizers=None):
         layer_map = [(Activation, Pass()), (Convolution, Gamma(conv_gamma)), (torch.nn.Linear, Gamma(linear_gamma)),
                      (AvgPool, Norm()), (BatchNorm, Pass())]
@@ -52,6 +54,21 @@ class CPLRP(LayerMapComposite):
             return by_layer(ctx, name, module)
 
         self.module_map = module_map
+
+
+class AttnLRP(LayerMapComposite):
+    """AttnLRP (Achtibat et al. 2024): LRP-epsilon on convolutions and linear layers, and the engine's AttnLRP
+    rules for attention — the softmax rule ``R_in = x (R - s sum R)`` (which absorbs part of the relevance by design)
+    and the uniform rule for ``q k^T`` and ``A v`` (each operand half) — with GELU and normalisations as in CP-LRP.
+    Needs attention written out (``nn.MultiheadAttention`` is, by the engine; fused ``scaled_dot_product_attention``
+    is refused)."""
+
+    attention = "attnlrp"
+
+    def __init__(self, epsilon=1e-6, canonizers=None):
+        layer_map = [(Activation, Pass()), (Convolution, Epsilon(epsilon)), (torch.nn.Linear, Epsilon(epsilon)),
+                     (AvgPool, Norm()), (BatchNorm, Pass())]
+        super().__init__(layer_map=layer_map, canonizers=canonizers)
 
 
 def input_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, shape=(1, 3, 1, 1)):
@@ -80,6 +97,8 @@ def make_composite(model, composite=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         return epsilon_composite(canonizers=canonizers)
     if name == "cp_lrp":
         return CPLRP(canonizers=canonizers)
+    if name == "attn_lrp":
+        return AttnLRP(canonizers=canonizers)
     if name == "epsilon_gamma_box":
         low, high = input_bounds(mean, std)
         return EpsilonGammaBox(low=low, high=high, canonizers=canonizers)
