@@ -18,22 +18,19 @@ Operations without a zennit rule (residual sums, gates, normalisations, attentio
 """
 import copy
 import operator
-from collections import OrderedDict
 
 import torch
 import torch.fx
 import torch.nn.functional as F
 
 from ..models.canonizers import ExplicitAttention
+from ..models.private import private_copy, weights_version
 from .checks import check_canonized, check_logits
 from .errors import UntraceableModelError
 from .operations import VALUES, Identity, out_of_place, rule_for
 from .rules import linearize
 
-
-def fingerprint(model):
-    """A cheap identity of the model's current weights: which tensors, and how often each was changed in place."""
-    return tuple((id(t), t._version) for t in (*model.parameters(), *model.buffers()))
+fingerprint = weights_version  # the identity of the weights a relevance model was built from
 
 
 STRUCTURAL_CANONIZERS = (ExplicitAttention(),)  # applied to every private copy, whatever the composite
@@ -62,18 +59,6 @@ def _structure(value):
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} items"
     return "one tensor" if isinstance(value, torch.fx.Node) else repr(value)
-
-
-def _private_copy(model):
-    clone = copy.deepcopy(model)
-    for module in clone.modules():
-        for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-                      "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called"):
-            if hasattr(module, hooks):
-                setattr(module, hooks, OrderedDict())
-        if getattr(module, "inplace", False) is True:
-            module.inplace = False
-    return clone.eval().requires_grad_(False)
 
 
 class _Tracer(torch.fx.Tracer):
@@ -111,7 +96,7 @@ class RelevanceModel:
 
     def __init__(self, model, composite, output=None):
         self.fingerprint = fingerprint(model)
-        self.module = _private_copy(model)
+        self.module = private_copy(model)
         self._uncanonized = copy.deepcopy(self.module)  # checked against on the first forward pass, then dropped
         self.attention = getattr(composite, "attention", VALUES)  # how attention weights are treated
         self._canonizers = (*STRUCTURAL_CANONIZERS, *composite.canonizers)

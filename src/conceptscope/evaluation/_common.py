@@ -1,31 +1,6 @@
-"""Helpers shared by the evaluation modules: private model copies, batched scoring, input checks, figures."""
-import copy
-from collections import OrderedDict
-
+"""Helpers shared by the evaluation modules: batched scoring, input checks, figures."""
 import numpy as np
 import torch
-
-_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-               "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called")
-
-
-def private_copy(model, canonizers=()):
-    """A deep copy of ``model`` in eval mode, without hooks and gradients, that the caller may change at will.
-
-    ``canonizers`` (an Explainer's ``composite.canonizers``) are applied to the copy: BatchNorm layers merged into the
-    layers before them, so a channel of a convolution in the copy is the channel the explanations see.
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    clone = copy.deepcopy(model)
-    for module in clone.modules():
-        for hooks in _HOOK_DICTS:
-            if hasattr(module, hooks):
-                setattr(module, hooks, OrderedDict())
-    clone = clone.eval().requires_grad_(False)
-    for canonizer in canonizers:
-        canonizer.apply(clone)  # never reverted: the copy is ours
-    return clone
 
 
 def per_channel(values):

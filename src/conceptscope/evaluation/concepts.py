@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models import check_layer
+from ..models.private import private_copy
 from ._common import (
     as_images,
     channel_mask_hook,
@@ -20,7 +21,6 @@ from ._common import (
     mean_band,
     new_axes,
     per_channel,
-    private_copy,
     scores,
 )
 

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ._common import as_heatmaps, as_images, check_batch_size, mean_band, new_axes, private_copy, scores, targets_of
+from ..models.private import private_copy
+from ._common import as_heatmaps, as_images, check_batch_size, mean_band, new_axes, scores, targets_of
 
 ORDERS = ("morf", "lerf")
 BASELINES = ("mean", "zero", "blur", "noise", "linear")

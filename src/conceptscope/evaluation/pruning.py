@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models import check_layer
-from ._common import as_images, check_batch_size, new_axes, per_channel, private_copy, scores
+from ..models.private import private_copy
+from ._common import as_images, check_batch_size, new_axes, per_channel, scores
 
 CRITERIA = ("relevance", "activation", "weight", "random")
 

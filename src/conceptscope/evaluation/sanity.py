@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from ..models import check_layer
 from ..models import layers as concept_layers
-from ._common import as_images, new_axes, private_copy, targets_of
+from ..models.private import private_copy
+from ._common import as_images, new_axes, targets_of
 
 METRICS = ("spearman", "spearman_abs", "ssim", "top_k")
 

@@ -18,8 +18,9 @@ import torch
 from ..engine import Explainer
 from ..engine.inputs import as_targets
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
+from ..models.private import private_copy, weights_version
 from . import cam, gradient, perturbation
-from ._model import check_finite, private_copy, weights_version
+from ._model import check_finite
 
 
 @dataclass(frozen=True)
