@@ -22,30 +22,14 @@ import statistics
 import time
 
 import torch
-import torchvision
 from _common import report
+from reference.vit_setup import build
 from safetensors import safe_open
 
 import conceptscope as cs
 from conceptscope.models.composites import CPLRP
 
 LAYER = "encoder.layers.encoder_layer_9.mlp.3"  # the MLP output of block 10: 768 features per token
-
-
-def build(zero_constants=False, dtype=torch.float32):
-    """The model and input of ``benchmarks/reference/lxt_vit.py``, made the same way."""
-    torch.manual_seed(0)
-    model = torchvision.models.vit_b_16(weights=None).eval()
-    torch.manual_seed(1)
-    torch.nn.init.normal_(model.heads.head.weight, std=0.02)
-    if zero_constants:
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name.endswith("bias") or name in ("class_token", "encoder.pos_embedding"):
-                    param.zero_()
-    model.to(dtype)
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2)).to(dtype)
-    return model, x
 
 
 def agreement(path):

@@ -3,7 +3,7 @@
 // when ground truth is known, its localisation score; clicking a tile enlarges it with all its scores (`selected`);
 // choosing another class asks Python to recompute every method ("target"; the latest choice wins).
 import { createChannel } from "./lib/channel.js";
-import { element, style } from "./lib/dom.js";
+import { element, fillClassSelect, style } from "./lib/dom.js";
 import { listen } from "./lib/listen.js";
 import { createUrlPool } from "./lib/images.js";
 import { coalesce } from "./lib/schedule.js";
@@ -92,12 +92,7 @@ function render({ model, el }) {
 
   function renderAll() {
     const [target, predicted] = [model.get("target"), model.get("predicted")];
-    select.replaceChildren(
-      ...model.get("classes").map((name, i) =>
-        element("option", { value: String(i), textContent: i === predicted ? `${name} (predicted)` : name }),
-      ),
-    );
-    select.value = String(target);
+    fillClassSelect(select, model.get("classes"), predicted, target);
     urls.release();
     const tiles = model.get("tiles");
     const shown = tiles.map((tile) => [tile, tile.png?.byteLength ? urls.url(tile.png) : null]);

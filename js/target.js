@@ -2,7 +2,7 @@
 // TargetView: the prediction's top classes (bars) and the class to explain (click a bar or choose in
 // the dropdown; sends "target").
 import { createChannel } from "./lib/channel.js";
-import { element, style } from "./lib/dom.js";
+import { element, fillClassSelect, style } from "./lib/dom.js";
 import { formatShare } from "./lib/format.js";
 import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
@@ -40,12 +40,7 @@ function render({ model, el }) {
 
   function renderAll() {
     const [target, predicted] = [model.get("target"), model.get("predicted")];
-    select.replaceChildren(
-      ...model.get("classes").map((name, i) =>
-        element("option", { value: String(i), textContent: i === predicted ? `${name} (predicted)` : name }),
-      ),
-    );
-    select.value = String(target);
+    fillClassSelect(select, model.get("classes"), predicted, target);
     top.replaceChildren(
       ...model.get("predictions").map((p) => {
         const bar = element("span");

@@ -39,12 +39,12 @@ import torch
 
 torch.set_num_threads(2)
 
-import torchvision  # noqa: E402
 import zennit.core  # noqa: E402
 import zennit.rules  # noqa: E402
 from lxt.efficient import monkey_patch, monkey_patch_zennit  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from torchvision.models import vision_transformer  # noqa: E402
+from vit_setup import build  # noqa: E402
 from zennit.composites import LayerMapComposite  # noqa: E402
 
 # every class attribute that lxt's ViT recipe replaces; the originals are kept for the plain gradient x input timing
@@ -72,23 +72,6 @@ def unpatched():
     finally:
         for (cls, name), fn in LXT.items():
             setattr(cls, name, fn)
-
-
-def build(zero_constants=False, dtype=torch.float32):
-    torch.manual_seed(0)
-    model = torchvision.models.vit_b_16(weights=None).eval()
-    torch.manual_seed(1)
-    torch.nn.init.normal_(model.heads.head.weight, std=0.02)
-    if zero_constants:
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name.endswith('bias') or name in ('class_token', 'encoder.pos_embedding'):
-                    param.zero_()
-    model.to(dtype)
-    for param in model.parameters():
-        param.requires_grad_(False)
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2)).to(dtype)
-    return model, x
 
 
 def lxt_heatmap(model, x, conv_gamma, linear_gamma, target=None):

@@ -31,3 +31,19 @@ const BASE_CSS = `
 .cs-view[data-busy="true"] .cs-status { opacity: 0.6; }
 @keyframes cs-spin { to { transform: rotate(360deg); } }
 `;
+
+/**
+ * Fill a class <select> with one option per class name, the predicted one marked, and select ``target``.
+ * @param {HTMLSelectElement} select
+ * @param {string[]} classes
+ * @param {number} predicted
+ * @param {number} target
+ */
+export function fillClassSelect(select, classes, predicted, target) {
+  select.replaceChildren(
+    ...classes.map((name, i) =>
+      element("option", { value: String(i), textContent: i === predicted ? `${name} (predicted)` : name }),
+    ),
+  );
+  select.value = String(target);
+}
