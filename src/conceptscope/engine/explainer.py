@@ -1,11 +1,17 @@
 """The Explainer: LRP heatmaps and Concept Relevance Propagation for a PyTorch model, on the model's device."""
+from __future__ import annotations
+
 import hashlib
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
+from zennit.core import Composite
 
 from ..errors import UnknownLayerError
 from ..models import check_layer, input_channels, layers, make_composite
@@ -16,6 +22,11 @@ from .concepts import ChannelConcept
 from .explanation import Explanation, initial_relevance, pixel_relevance
 from .inputs import as_batch, as_targets
 from .relevance_model import RelevanceModel, fingerprint
+
+Images = torch.Tensor | np.ndarray  # one image (C, H, W) or a batch (B, C, H, W), normalised floats
+Target = int | Sequence[int] | None  # a class index, one per image, or None for the prediction
+Layers = str | Sequence[str]
+OutputSelector = int | str | Callable[[Any], Any]  # picks the logits from a tuple/dict output
 
 
 def default_memory_budget(device):
@@ -57,8 +68,10 @@ class Explainer:
     Explanations of recent (image, target) pairs are cached, so repeated CRP queries reuse one forward pass.
     """
 
-    def __init__(self, model, composite=None, *, mean=IMAGENET_MEAN, std=IMAGENET_STD, concept=None, cache_size=4,
-                 memory_budget=None, output=None):
+    def __init__(self, model: torch.nn.Module, composite: Composite | str | None = None, *,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 concept: ChannelConcept | None = None, cache_size: int = 4, memory_budget: int | None = None,
+                 output: OutputSelector | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -73,7 +86,7 @@ class Explainer:
         self._relevance_model = None
 
     @property
-    def layers(self):
+    def layers(self) -> dict[str, int]:
         """``{name: concepts}`` for every convolution and linear layer called in the model's forward pass, in call
         order; a layer's concepts are its channels (B, C, ...) or, for channel-last outputs (tokens (B, N, D), maps
         (B, H, W, C)), its features."""
@@ -81,11 +94,11 @@ class Explainer:
             return self._current().concept_layers(layers(self.model))
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     @property
-    def dtype(self):
+    def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
     def _current(self):
@@ -108,7 +121,7 @@ class Explainer:
         logits, trace = relevance_model.run(images)
         return relevance_model, images, logits, trace
 
-    def heatmap(self, images, target=None):
+    def heatmap(self, images: Images, target: Target = None) -> torch.Tensor:
         """LRP relevance per pixel for a batch ``(B, C, H, W)`` → ``(B, H, W)``; one image ``(C, H, W)`` → ``(H, W)``.
 
         ``target`` is a class index, one per image, or None to explain each image's predicted class. The relevance
@@ -118,7 +131,7 @@ class Explainer:
         heatmaps = self.attribute(images, target).heatmaps
         return heatmaps[0] if single else heatmaps
 
-    def forward(self, images, layers=()):
+    def forward(self, images: Images, layers: Layers = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The logits ``(B, classes)`` and ``{layer: activation (B, channels, ...)}`` of a batch: a forward pass only,
         on the explained (canonized) model, so activations are those the explanations and the atlas see."""
         names = [layers] if isinstance(layers, str) else list(layers)
@@ -127,7 +140,8 @@ class Explainer:
         return logits, {name: _concept_first(relevance_model, name, trace.values[relevance_model.node(name)])
                         for name in names}
 
-    def attribute(self, images, target=None, layers=(), heatmaps=True):
+    def attribute(self, images: Images, target: Target = None, layers: Layers = (),
+                  heatmaps: bool = True) -> Attribution:
         """LRP for a batch of images: heatmaps, logits, targets and per-layer activations and relevances.
 
         Returns an :class:`Attribution` whose ``activations``/``relevances`` map each layer in ``layers`` to a tensor
@@ -155,7 +169,7 @@ class Explainer:
             relevances={name: _concept_first(relevance_model, name, found.get(node)) for name, node in nodes.items()},
         )
 
-    def explain(self, image, target=None, layers=None):
+    def explain(self, image: Images, target: int | None = None, layers: Layers | None = None) -> Explanation:
         """Explain one image: an :class:`Explanation` with heatmap, logits, target and per-layer relevances.
 
         ``layers`` are the layers to record (default: every convolution and linear layer). The explanation keeps its
@@ -184,17 +198,20 @@ class Explainer:
                 self._cache.popitem(last=False)
             return explanation
 
-    def conditional_heatmaps(self, image, layer, channels, target=None, chunk_size=None):
+    def conditional_heatmaps(self, image: Images, layer: str, channels: Iterable[int], target: int | None = None,
+                             chunk_size: int | None = None) -> torch.Tensor:
         """One heatmap per channel of ``layer`` (K, H, W), all from one forward pass, batched below the layer."""
         with self.lock:
             return self.explain(image, target, self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
 
-    def conditional_heatmap(self, image, conditions, target=None):
+    def conditional_heatmap(self, image: Images, conditions: Mapping[str, Iterable[int]],
+                            target: int | None = None) -> torch.Tensor:
         """The heatmap restricted to ``conditions`` = ``{layer: [channels], ...}`` in every listed layer at once."""
         with self.lock:
             return self.explain(image, target, self._with(*conditions)).conditional_heatmap(conditions)
 
-    def composition(self, image, layer, channel, target=None, depth=2, top=5):
+    def composition(self, image: Images, layer: str, channel: int, target: int | None = None, depth: int = 2,
+                    top: int = 5) -> CompositionNode:
         """The composition tree of concept ``(layer, channel)``: its ``top`` sub-concepts in the layers below, computed
         ``depth`` levels deep now and lazily further down. Returns the root :class:`CompositionNode`."""
         with self.lock:

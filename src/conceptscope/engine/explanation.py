@@ -3,9 +3,13 @@
 The forward pass runs once; every conditional heatmap, concept ranking and composition step is a backward pass from
 a recorded layer down, batched over concepts (the concepts folded into the batch dimension).
 """
+from __future__ import annotations
+
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +29,9 @@ def initial_relevance(logits, targets):
     rows = torch.arange(len(targets), device=logits.device)
     initial[rows, targets] = logits[rows, targets]
     return initial
+
+
+Region = torch.Tensor | np.ndarray  # a boolean (H, W) mask of the input
 
 
 def _patch_grid(tokens, image_size):
@@ -96,7 +103,7 @@ class Explanation:
             raise ValueError(f"layer {layer!r} does not contribute to the explained output, so it has no relevance")
         return self._relevances[layer]
 
-    def concept_relevance(self, layer, region=None):
+    def concept_relevance(self, layer: str, region: Region | None = None) -> torch.Tensor:
         """Relevance per concept of ``layer`` (summed over space), optionally only inside an input-space ``region``."""
         with self._lock:
             relevance = self._layer(layer)
@@ -122,7 +129,7 @@ class Explanation:
                              "so a region cannot select part of it")
         return F.adaptive_avg_pool2d(region[None, None].to(relevance.dtype), relevance.shape[2:])
 
-    def top_concepts(self, layer, k=8, region=None):
+    def top_concepts(self, layer: str, k: int = 8, region: Region | None = None) -> list[ConceptScore]:
         """The ``k`` most relevant concepts of ``layer`` (inside ``region`` if given), with their share of the layer's
         absolute relevance (in the region)."""
         relevance = self.concept_relevance(layer, region)
@@ -137,7 +144,7 @@ class Explanation:
         largest = max(v[0].numel() * v.element_size() for v in values if isinstance(v, torch.Tensor) and v.dim())
         return max(1, min(count, int(self._budget // (6 * largest))))
 
-    def conditional_heatmaps(self, layer, channels, chunk_size=None):
+    def conditional_heatmaps(self, layer: str, channels: Iterable[int], chunk_size: int | None = None) -> torch.Tensor:
         """One heatmap per channel of ``layer`` (K, H, W): the relevance flowing through that channel only."""
         with self._lock:
             relevance = self._layer(layer)
@@ -152,7 +159,7 @@ class Explanation:
                 heatmaps.append(pixel_relevance(found[self._model.input_node]))
             return torch.cat(heatmaps)
 
-    def conditional_heatmap(self, conditions):
+    def conditional_heatmap(self, conditions: Mapping[str, Iterable[int]]) -> torch.Tensor:
         """The heatmap restricted to the given channels in each listed layer at once (a CRP condition set).
 
         ``conditions`` maps layer names to channel lists. Relevance starts at the highest listed layer, restricted to
@@ -162,14 +169,15 @@ class Explanation:
         with self._lock:
             return pixel_relevance(self._conditioned(conditions, ())[self._model.input_node])[0]
 
-    def path_relevances(self, conditions, lower):
+    def path_relevances(self, conditions: Mapping[str, Iterable[int]], lower: Iterable[str]) -> dict[str, torch.Tensor]:
         """Relevance at each layer in ``lower`` (``{name: tensor}``, no batch dimension) under a condition set."""
         with self._lock:
             nodes = {name: self._model.node(name) for name in lower}
             found = self._conditioned(conditions, nodes.values())
             return {name: self._view(name, found[node])[0] for name, node in nodes.items() if node in found}
 
-    def path_concept_relevances(self, conditions, lower):
+    def path_concept_relevances(self, conditions: Mapping[str, Iterable[int]],
+                                lower: Iterable[str]) -> dict[str, torch.Tensor]:
         """Relevance per concept (summed over space) at each layer in ``lower`` under a condition set: ``{name: (C,)}``
         (what a composition tree ranks sub-concepts by)."""
         with self._lock:
@@ -199,7 +207,7 @@ class Explanation:
         ids = self._concept.check_ids(layer, output, channels)
         return self._native(layer, self._concept.masks(output, ids).sum(0).clamp(max=1))
 
-    def lower_layers(self, layer):
+    def lower_layers(self, layer: str) -> list[str]:
         """The recorded layers directly below ``layer``: reached from it without passing another recorded layer."""
         with self._lock:
             self._layer(layer)
