@@ -308,3 +308,13 @@ def test_batchnorm_merging_follows_data_flow_and_is_exact():
     with torch.no_grad():
         reference = model(image)
     assert torch.allclose(cs.Explainer(model).attribute(image).logits, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_created_relevance_warns():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[10.0, 0.0], [0.0, 0.1]]))
+        model[0].bias.copy_(torch.tensor([-9.9, 0.0]))  # logit 0 = 10 - 9.9: the input alone accounts for 100x it
+    with pytest.warns(cs.RelevanceConservationWarning, match="100 times the target logit"):
+        heatmap = cs.Explainer(model, "epsilon").heatmap(torch.tensor([[1.0, 1.0]]), target=0)
+    assert float(heatmap.sum()) == pytest.approx(10.0, rel=1e-6)

@@ -54,10 +54,11 @@ def _relative(value, reference):
     return float((value - reference).abs().max() / scale)
 
 
-def check_heatmaps(heatmaps, start, what="heatmap"):
+def check_heatmaps(heatmaps, start, scale=None, what="heatmap"):
     """Refuse non-finite or vanished relevance; warn when a heatmap's sum departs far from its starting relevance.
 
-    ``heatmaps`` (B, ...) and ``start`` (B,): the relevance each explanation started from (the target logit)."""
+    ``heatmaps`` (B, ...) and ``start`` (B,): the relevance each explanation started from (the target logit);
+    ``scale`` (B,), e.g. the mean |logit|, keeps a target logit near zero from making any sum look created."""
     if not torch.isfinite(heatmaps).all():
         raise RelevanceError(f"the {what} contains non-finite relevance although the logits are finite: a rule "
                              "divided by a vanishing denominator. Use a composite with stabilised rules (epsilon)")
@@ -70,9 +71,10 @@ def check_heatmaps(heatmaps, start, what="heatmap"):
             f"the {what} is zero (below {VANISHED:g} of the target logit) although the logit is not: relevance "
             "vanished on its way to the input (e.g. a layer scale or a normalisation whose rule is missing). "
             "Check the model's operations against conceptscope's rules, or pass a composite with rules for them")
-    ratio = flat.sum(1) / torch.where(magnitude > 0, start, torch.ones_like(start))
-    if (ratio.abs() > CREATED).any():
+    scale = magnitude if scale is None else torch.maximum(magnitude, scale.reshape(-1).to(flat.dtype))
+    ratio = flat.sum(1).abs() / torch.where(scale > 0, scale, torch.ones_like(scale))
+    if (ratio > CREATED).any():
         warnings.warn(
-            f"the {what} sums to {float(ratio.abs().max()):.3g} times the target logit: the rules created relevance "
+            f"the {what} sums to {float(ratio.max()):.3g} times the target logit: the rules created relevance "
             "(through large biases, or an operation without a conserving rule). Treat it with care",
             RelevanceConservationWarning, stacklevel=3)

@@ -159,7 +159,7 @@ class Explainer:
             found = relevance_model.propagate(trace, relevance_model.node_of_output, initial, nodes.values(),
                                               to_input=heatmaps)
             if heatmaps:
-                check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1))
+                check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1), logits.abs().mean(1))
         return Attribution(
             heatmaps=pixel_relevance(found[relevance_model.input_node]) if heatmaps else None,
             logits=logits,

@@ -77,7 +77,7 @@ class Explanation:
         start = relevance_model.node_of_output
         initial = initial_relevance(logits, [target])
         found = relevance_model.propagate(trace, start, initial, nodes.values())
-        check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1))
+        check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1), logits.abs().mean(1))
         self.heatmap = pixel_relevance(found[relevance_model.input_node])[0]
         self._relevances = {name: None if found.get(node) is None else self._view(name, found[node])
                             for name, node in nodes.items()}  # concept axis at dim 1
