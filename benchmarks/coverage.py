@@ -147,6 +147,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", help="substrings of model labels to run")
     parser.add_argument("--skip-large", action="store_true", help="skip the largest ViT/RegNet variants")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: replace those models' rows in the existing coverage.json, keep the others")
     args = parser.parse_args()
     torch.set_num_threads(2)
     sources = [*torchvision_models(args.skip_large)]
@@ -162,6 +164,10 @@ def main():
         rows.append(run_one(label, build))
         print(rows[-1], flush=True)
         write_partial(rows)
+    if args.merge and (RESULTS / "coverage.json").exists():
+        fresh = {row["model"]: row for row in rows}
+        kept = json.loads((RESULTS / "coverage.json").read_text())["rows"]
+        rows = [fresh.pop(row["model"], row) for row in kept] + list(fresh.values())
     report("coverage", rows)
 
 

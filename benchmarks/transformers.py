@@ -7,9 +7,10 @@ the zero-initialised head re-drawn with seed 1, input seed 2), so the heatmaps o
   ``lxt_vit.py`` in lxt's own venv: lxt patches torch and zennit process-wide), relative L2 error;
 - conservation: with every bias, the class token and the position embedding zero (float64), heatmap sum / logit, for
   CP-LRP (must be 1) and the AttnLRP rule set (whose softmax rule absorbs part of the relevance by design);
-- speed (float32, 2 threads, sides in turn for ``--rounds`` rounds after a warm-up, best and median): one CP-LRP
-  heatmap against one gradient x input pass; K = 64 conditional heatmaps of a block's output (one explanation, batched)
-  against separate explanations, one per concept (each a forward and two backward passes; ``--separate`` of the 64
+- speed (float32, 2 threads, sides in turn for ``--rounds`` rounds after a warm-up, best and median): one heatmap
+  (CP-LRP with Gamma rules, CP attention with LRP-epsilon layers, AttnLRP) against one gradient x input pass;
+  K = 64 conditional heatmaps of a block's output (one explanation, batched) against separate explanations, one
+  per concept (each a forward and two backward passes; ``--separate`` of the 64
   are timed and scaled to 64).
 
     python benchmarks/transformers.py --reference /work/refvenvs/lxt/out/*.safetensors
@@ -69,8 +70,11 @@ def gradient_x_input(model, x, target):
 def speed(rounds, separate):
     model, x = build()
     xp = cs.Explainer(model, CPLRP())
+    epsilon, attnlrp = cs.Explainer(model, "epsilon"), cs.Explainer(model, "attn_lrp")
     target = int(xp.attribute(x).targets[0])
     times = in_turn({"CP-LRP heatmap": lambda: xp.heatmap(x, target),
+                     "CP attention, LRP-epsilon layers": lambda: epsilon.heatmap(x, target),
+                     "AttnLRP heatmap": lambda: attnlrp.heatmap(x, target),
                      "gradient x input": lambda: gradient_x_input(model, x, target)}, rounds)
     channels = list(range(64))
 
@@ -85,7 +89,11 @@ def speed(rounds, separate):
 
     times.update(in_turn({"K=64 batched": batched, f"{separate} separate": one_at_a_time}, rounds))
     rows = [{"what": name, "best s": min(t), "median s": statistics.median(t)} for name, t in times.items()]
-    ratio = {"CP-LRP / gradient x input (best)": min(times["CP-LRP heatmap"]) / min(times["gradient x input"]),
+    plain = min(times["gradient x input"])
+    ratio = {"CP-LRP (Gamma) / gradient x input (best)": min(times["CP-LRP heatmap"]) / plain,
+             "CP attention, LRP-epsilon / gradient x input (best)": min(times["CP attention, LRP-epsilon layers"])
+             / plain,
+             "AttnLRP / gradient x input (best)": min(times["AttnLRP heatmap"]) / plain,
              "64 separate / K=64 batched (best)": min(times[f"{separate} separate"]) * 64 / separate
              / min(times["K=64 batched"])}
     return rows, ratio

@@ -136,7 +136,10 @@ class Proportional:
 
     def vjp(self, engine, trace, node, sources, grad, count):
         output = trace.values[node]
-        scaled = grad / stabilize(output)
+        if isinstance(grad, dict):  # items of a tuple output
+            scaled = {i: g / stabilize(output[i]) for i, g in grad.items()}
+        else:
+            scaled = grad / stabilize(output)
         found = engine.autograd_vjp(trace, node, sources, scaled, count, surrogate=self.surrogate)
         return [(source, _times_input(trace, source, g) / self.degree) for source, g in found]
 
@@ -274,7 +277,8 @@ def rule_for(node, modules, relevant, attention=VALUES):
     op, target = node.op, node.target
     if attention == ATTNLRP and _is_softmax(node, modules):
         return Softmax()
-    if attention == ATTNLRP and (target is F.scaled_dot_product_attention or _wrapped_rule(target) is not None):
+    fused = (F.scaled_dot_product_attention, F.multi_head_attention_forward)
+    if attention == ATTNLRP and (target in fused or _wrapped_rule(target) is not None):
         raise _unsupported(node, "fused attention under the AttnLRP rules, whose attention weights must carry "
                                  "relevance (use the \"cp_lrp\" composite, or write the attention out, e.g. "
                                  "timm.layers.set_fused_attn(False))")
@@ -304,6 +308,8 @@ def rule_for(node, modules, relevant, attention=VALUES):
             return _product_rule(node, sources, modules, attention)
         if target is F.scaled_dot_product_attention:
             return Proportional(surrogate=_values_only_attention)
+        if target is F.multi_head_attention_forward:  # one linear map of the values (open_clip's attention pooling)
+            return Proportional(surrogate=_values_only_multi_head_attention)
         if target is F.dropout or getattr(target, "__name__", "") == "stochastic_depth":
             return Identity()
         wrapped = _wrapped_rule(target)
@@ -387,6 +393,12 @@ def _wrapped_rule(target):
     if module == "torchvision.models.swin_transformer" and name == "_patch_merging_pad":
         return Movement()
     return None
+
+
+def _values_only_multi_head_attention(query, key, value, *args, **kwargs):
+    """``F.multi_head_attention_forward`` with queries and keys held constant (CP-LRP, as lxt does): affine in the
+    values, so the z-rule treats projections, weighting and output projection as one linear map."""
+    return F.multi_head_attention_forward(query.detach(), key.detach(), value, *args, **kwargs)
 
 
 def _unsupported(node, what):

@@ -330,8 +330,9 @@ def _add(first, second):
 
 
 def _holds_tensors(value):
-    return isinstance(value, torch.Tensor) or (isinstance(value, (tuple, list)) and value
-                                               and all(isinstance(v, torch.Tensor) for v in value))
+    """A tensor, or a tuple/list output with tensors among its items (e.g. ``(output, None)`` of an attention)."""
+    return isinstance(value, torch.Tensor) or (isinstance(value, (tuple, list))
+                                               and any(isinstance(v, torch.Tensor) for v in value))
 
 
 def _closure(start, neighbours):
