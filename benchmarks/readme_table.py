@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from _common import RESULTS
+from coverage import RULE_NAMES
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -34,6 +35,8 @@ def coverage(data):
             lines.append(f"| {r['model']} | refused: {r.get('error', '')[:160]} | | | | | |")
             continue
         zennit = r.get("zennit err")
+        for name, words in RULE_NAMES.items():  # results written before the rules were named in words
+            zennit = zennit.replace(name, words) if isinstance(zennit, str) else zennit
         zennit = _number(zennit, 2) if isinstance(zennit, float) else str(zennit).replace("n/a: ", "n/a (needs ") + (
             ")" if str(zennit).startswith("n/a") else "")
         lines.append(f"| {r['model']} | {_number(r['sum/logit'])} | {_number(r.get('LRP-0 sum/logit'), 6)} | "
