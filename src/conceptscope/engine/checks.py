@@ -32,7 +32,7 @@ def check_canonized(explained, reference, model, in_float64=None):
     ``in_float64`` (optional) returns the same relative difference computed in float64: where that vanishes, the
     difference is float32 rounding that the network amplifies (deep random networks do), and only a warning says so.
     """
-    error = _relative(explained, reference)
+    error = relative_difference(explained, reference)
     if error <= 1e-4:
         return
     exact = in_float64() if in_float64 is not None else None
@@ -49,7 +49,8 @@ def check_canonized(explained, reference, model, in_float64=None):
         "merging) does not fit the architecture: pass a zennit Composite without that canonizer, or report it")
 
 
-def _relative(value, reference):
+def relative_difference(value, reference):
+    """The largest absolute difference over the largest absolute reference value."""
     scale = reference.abs().max().clamp_min(torch.finfo(reference.dtype).tiny)
     return float((value - reference).abs().max() / scale)
 

@@ -16,12 +16,13 @@ from zennit.core import Composite
 from ..errors import UnknownLayerError
 from ..models import check_layer, input_channels, layers, make_composite
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
-from .checks import check_heatmaps, check_input
+from ..models.private import weights_version
+from .checks import check_input
 from .composition import CompositionNode
 from .concepts import ChannelConcept
-from .explanation import Explanation, initial_relevance, pixel_relevance
+from .explanation import Explanation, pixel_relevance, relevance_from_logits
 from .inputs import as_batch, as_targets
-from .relevance_model import RelevanceModel, fingerprint
+from .relevance_model import RelevanceModel
 
 Images = torch.Tensor | np.ndarray  # one image (C, H, W) or a batch (B, C, H, W), normalised floats
 Target = int | Sequence[int] | None  # a class index, one per image, or None for the prediction
@@ -39,12 +40,6 @@ def default_memory_budget(device):
     except (ValueError, OSError):
         available = 8 << 30
     return min(2 << 30, available // 4)
-
-
-def _concept_first(relevance_model, layer, tensor):
-    """``tensor`` of ``layer`` with its concept axis at dim 1 (None stays None)."""
-    axis = relevance_model.concept_axis(layer)
-    return tensor if tensor is None or axis == 1 else tensor.movedim(axis, 1)
 
 
 @dataclass(frozen=True)
@@ -103,7 +98,7 @@ class Explainer:
 
     def _current(self):
         """The relevance model, rebuilt if the user's model changed since it was built."""
-        if self._relevance_model is None or self._relevance_model.fingerprint != fingerprint(self.model):
+        if self._relevance_model is None or self._relevance_model.fingerprint != weights_version(self.model):
             self._relevance_model = RelevanceModel(self.model, self.composite, self.output)
             self._cache.clear()
         return self._relevance_model
@@ -137,7 +132,7 @@ class Explainer:
         names = [layers] if isinstance(layers, str) else list(layers)
         with self.lock:
             relevance_model, _, logits, trace = self._run(images, names)
-        return logits, {name: _concept_first(relevance_model, name, trace.values[relevance_model.node(name)])
+        return logits, {name: relevance_model.concept_view(name, trace.values[relevance_model.node(name)])
                         for name in names}
 
     def attribute(self, images: Images, target: Target = None, layers: Layers = (),
@@ -155,18 +150,14 @@ class Explainer:
             relevance_model, images, logits, trace = self._run(images, names)
             targets = as_targets(target, logits)
             nodes = {name: relevance_model.node(name) for name in names}
-            initial = initial_relevance(logits, targets)
-            found = relevance_model.propagate(trace, relevance_model.node_of_output, initial, nodes.values(),
-                                              to_input=heatmaps)
-            if heatmaps:
-                check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1), logits.abs().mean(1))
+            found = relevance_from_logits(relevance_model, trace, logits, targets, nodes.values(), heatmaps)
         return Attribution(
             heatmaps=pixel_relevance(found[relevance_model.input_node]) if heatmaps else None,
             logits=logits,
             targets=targets,
-            activations={name: _concept_first(relevance_model, name, trace.values[node])
+            activations={name: relevance_model.concept_view(name, trace.values[node])
                          for name, node in nodes.items()},
-            relevances={name: _concept_first(relevance_model, name, found.get(node)) for name, node in nodes.items()},
+            relevances={name: relevance_model.concept_view(name, found.get(node)) for name, node in nodes.items()},
         )
 
     def explain(self, image: Images, target: int | None = None, layers: Layers | None = None) -> Explanation:

@@ -31,6 +31,16 @@ def initial_relevance(logits, targets):
     return initial
 
 
+def relevance_from_logits(relevance_model, trace, logits, targets, collect, to_input=True):
+    """LRP from each sample's target logit down to the nodes in ``collect`` (and the input, checked by
+    :func:`check_heatmaps` for non-finite, vanished or created relevance): ``{node: relevance}``."""
+    initial = initial_relevance(logits, targets)
+    found = relevance_model.propagate(trace, relevance_model.node_of_output, initial, collect, to_input=to_input)
+    if to_input:
+        check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1), logits.abs().mean(1))
+    return found
+
+
 Region = torch.Tensor | np.ndarray  # a boolean (H, W) mask of the input
 
 
@@ -72,27 +82,13 @@ class Explanation:
         self.logits = logits[0]
         self.target = target
         self.layers = list(layers)
-        self._axis = {name: relevance_model.concept_axis(name) for name in self.layers}
         nodes = {name: relevance_model.node(name) for name in self.layers}
-        start = relevance_model.node_of_output
-        initial = initial_relevance(logits, [target])
-        found = relevance_model.propagate(trace, start, initial, nodes.values())
-        check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1), logits.abs().mean(1))
+        found = relevance_from_logits(relevance_model, trace, logits, [target], nodes.values())
         self.heatmap = pixel_relevance(found[relevance_model.input_node])[0]
-        self._relevances = {name: None if found.get(node) is None else self._view(name, found[node])
+        self._relevances = {name: relevance_model.concept_view(name, found.get(node))
                             for name, node in nodes.items()}  # concept axis at dim 1
         self.relevances = {name: r[0] for name, r in self._relevances.items() if r is not None}
-        self.activations = {name: self._view(name, trace.values[node])[0] for name, node in nodes.items()}
-
-    def _view(self, layer, tensor):
-        """``tensor`` of ``layer`` with the concept axis at dim 1 (channel-last layers: features moved forward)."""
-        axis = self._axis.get(layer, 1)
-        return tensor if axis == 1 else tensor.movedim(axis, 1)
-
-    def _native(self, layer, tensor):
-        """The inverse of :meth:`_view`: the layer's own layout."""
-        axis = self._axis.get(layer, 1)
-        return tensor if axis == 1 else tensor.movedim(1, axis)
+        self.activations = {name: self._model.concept_view(name, trace.values[node])[0] for name, node in nodes.items()}
 
     # -- rankings -----------------------------------------------------------------------------------------------
     def _layer(self, layer):
@@ -149,13 +145,13 @@ class Explanation:
         with self._lock:
             relevance = self._layer(layer)
             node = self._model.node(layer)
-            output = self._view(layer, self._trace.values[node])
+            output = self._model.concept_view(layer, self._trace.values[node])
             channels = self._concept.check_ids(layer, output, channels)
             chunk = chunk_size or self._chunk_size(len(channels))
             heatmaps = []
             for start in range(0, len(channels), chunk):
                 masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
-                found = self._model.propagate(self._trace, node, self._native(layer, masks * relevance))
+                found = self._model.propagate(self._trace, node, self._model.native_view(layer, masks * relevance))
                 heatmaps.append(pixel_relevance(found[self._model.input_node]))
             return torch.cat(heatmaps)
 
@@ -174,7 +170,8 @@ class Explanation:
         with self._lock:
             nodes = {name: self._model.node(name) for name in lower}
             found = self._conditioned(conditions, nodes.values())
-            return {name: self._view(name, found[node])[0] for name, node in nodes.items() if node in found}
+            return {name: self._model.concept_view(name, found[node])[0] for name, node in nodes.items()
+                    if node in found}
 
     def path_concept_relevances(self, conditions: Mapping[str, Iterable[int]],
                                 lower: Iterable[str]) -> dict[str, torch.Tensor]:
@@ -199,13 +196,13 @@ class Explanation:
                 raise ValueError(f"layer {layer!r} is not on the path from {top!r} to the input, so relevance of "
                                  f"{top!r} cannot be conditioned on it")
         start = self._model.node(top)
-        grad = self._native(top, self._relevances[top]) * masks.pop(start)
+        grad = self._model.native_view(top, self._relevances[top]) * masks.pop(start)
         return self._model.propagate(self._trace, start, grad, collect, masks)
 
     def _mask(self, layer, channels):
-        output = self._view(layer, self._trace.values[self._model.node(layer)])
+        output = self._model.concept_view(layer, self._trace.values[self._model.node(layer)])
         ids = self._concept.check_ids(layer, output, channels)
-        return self._native(layer, self._concept.masks(output, ids).sum(0).clamp(max=1))
+        return self._model.native_view(layer, self._concept.masks(output, ids).sum(0).clamp(max=1))
 
     def lower_layers(self, layer: str) -> list[str]:
         """The recorded layers directly below ``layer``: reached from it without passing another recorded layer."""

@@ -45,7 +45,7 @@ def stabilize(value):
 ACTIVATIONS = {
     F.relu, torch.relu, torch.relu_, F.relu_, F.relu6, F.gelu, F.silu, F.hardswish, F.hardtanh, F.leaky_relu, F.elu,
     F.selu, F.celu, F.softplus, F.mish, torch.tanh, F.tanh, torch.sigmoid, F.sigmoid, F.hardsigmoid, F.logsigmoid,
-    torch.nn.functional.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout,
+    F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout,
 }
 ACTIVATION_METHODS = {"relu", "relu_", "gelu", "sigmoid", "tanh", "softmax", "float", "double", "half", "to",
                       "type_as", "contiguous", "clone", "sigmoid_", "tanh_"}
@@ -310,7 +310,7 @@ def rule_for(node, modules, relevant, attention=VALUES):
             return Proportional(surrogate=_values_only_attention)
         if target is F.multi_head_attention_forward:  # one linear map of the values (open_clip's attention pooling)
             return Proportional(surrogate=_values_only_multi_head_attention)
-        if target is F.dropout or getattr(target, "__name__", "") == "stochastic_depth":
+        if getattr(target, "__name__", "") == "stochastic_depth":  # torchvision.ops, identity in eval mode
             return Identity()
         wrapped = _wrapped_rule(target)
         if wrapped is not None:

@@ -25,13 +25,10 @@ import torch.nn.functional as F
 
 from ..models.canonizers import ExplicitAttention
 from ..models.private import private_copy, weights_version
-from .checks import check_canonized, check_logits
+from .checks import check_canonized, check_logits, relative_difference
 from .errors import UntraceableModelError
 from .operations import VALUES, Identity, out_of_place, rule_for
 from .rules import linearize
-
-fingerprint = weights_version  # the identity of the weights a relevance model was built from
-
 
 STRUCTURAL_CANONIZERS = (ExplicitAttention(),)  # applied to every private copy, whatever the composite
 
@@ -42,7 +39,7 @@ def select_output(model, output_node, output):
     selected = output_node
     if output is not None:
         try:
-            selected = output(output_node) if callable(output) else output_node[output]
+            selected = pick(output_node, output)
         except (KeyError, IndexError, TypeError) as error:
             raise ValueError(f"output={output!r} does not select a tensor from {type(model).__name__}'s output "
                              f"{_structure(output_node)}: {error}") from error
@@ -51,6 +48,12 @@ def select_output(model, output_node, output):
             f"{type(model).__name__}.forward returns {_structure(output_node)}, not one tensor: pass output= to the "
             "Explainer to pick the logits (a key such as 'out', an index such as 0, or a function of the output)")
     return selected
+
+
+def pick(structure, output):
+    """The item ``output`` (a key, an index, or a function of the whole) selects from a model's ``structure`` of
+    outputs: graph nodes while tracing, tensors when run."""
+    return output(structure) if callable(output) else structure[output]
 
 
 def _structure(value):
@@ -95,7 +98,7 @@ class RelevanceModel:
     """The canonized copy of ``model`` with the rules of ``composite``, as a traced graph."""
 
     def __init__(self, model, composite, output=None):
-        self.fingerprint = fingerprint(model)
+        self.fingerprint = weights_version(model)  # the weights it was built from
         self.module = private_copy(model)
         self._uncanonized = copy.deepcopy(self.module)  # checked against on the first forward pass, then dropped
         self.attention = getattr(composite, "attention", VALUES)  # how attention weights are treated
@@ -145,6 +148,16 @@ class RelevanceModel:
         linear layer (the same for (B, D), but the last axis of tokens (B, N, D) or channel-last maps)."""
         return -1 if isinstance(self.modules.get(layer), torch.nn.Linear) else 1
 
+    def concept_view(self, layer, tensor):
+        """``tensor`` of ``layer`` (None stays None) with the concept axis at dim 1, as every caller sees concepts."""
+        axis = self.concept_axis(layer)
+        return tensor if tensor is None or axis == 1 else tensor.movedim(axis, 1)
+
+    def native_view(self, layer, tensor):
+        """The inverse of :meth:`concept_view`: ``tensor`` in the layer's own layout, as the graph computes it."""
+        axis = self.concept_axis(layer)
+        return tensor if axis == 1 else tensor.movedim(1, axis)
+
     def concept_layers(self, candidates):
         """``{name: concepts}`` of the ``candidates`` (the user's convolution and linear layers) that are called in the
         traced forward pass, in call order."""
@@ -193,9 +206,7 @@ class RelevanceModel:
     def _reference_logits(self, module, images):
         """The logits of ``module`` (the user's model or a copy) as the explained output selects them."""
         output = module(images)
-        if self.output is not None:
-            output = self.output(output) if callable(self.output) else output[self.output]
-        return output
+        return output if self.output is None else pick(output, self.output)
 
     def _float64_difference(self, images):
         """The canonizers' effect on the logits when the uncanonized copy is canonized in float64 (on copies)."""
@@ -204,9 +215,7 @@ class RelevanceModel:
         for canonizer in self._canonizers:
             canonizer.apply(canonized)
         images = images.double()
-        explained, reference = self._reference_logits(canonized, images), self._reference_logits(plain, images)
-        scale = reference.abs().max().clamp_min(1e-300)
-        return float((explained - reference).abs().max() / scale)
+        return relative_difference(self._reference_logits(canonized, images), self._reference_logits(plain, images))
 
     def propagate(self, trace, start, grad, collect=(), conditions=None, to_input=True):
         """Propagate relevance ``grad`` (N, ...) from node ``start`` down to the input (``to_input``), or only as far
