@@ -1,9 +1,9 @@
 """Choice of zennit composites and canonizers for a model."""
 import torch
-from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite
+from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite, layer_map_base
 from zennit.core import Composite
-from zennit.rules import Epsilon, Gamma, Norm, Pass
-from zennit.types import Activation, AvgPool, BatchNorm, Convolution
+from zennit.rules import Epsilon, Gamma
+from zennit.types import Convolution
 
 from .canonizers import MergeBatchNormByDataFlow
 
@@ -24,9 +24,13 @@ def canonizers_for(model):
 def epsilon_composite(epsilon=1e-9, canonizers=None):
     """LRP-epsilon on every convolution and linear layer (LRP-0 for a negligible ``epsilon``): conserving everywhere,
     so with no additive constants a heatmap sums to the target logit — the composite of conservation checks."""
-    layer_map = [(Activation, Pass()), (Convolution, Epsilon(epsilon)), (torch.nn.Linear, Epsilon(epsilon)),
-                 (AvgPool, Norm(epsilon)), (BatchNorm, Pass())]
-    return LayerMapComposite(layer_map=layer_map, canonizers=canonizers)
+    return LayerMapComposite(layer_map=_layer_map(Epsilon(epsilon), Epsilon(epsilon), epsilon), canonizers=canonizers)
+
+
+def _layer_map(convolution, linear, stabilizer=1e-6):
+    """zennit's base layer map (activations pass, sums and average pooling normalised, BatchNorm passes) with rules
+    for convolutions and linear layers."""
+    return [*layer_map_base(stabilizer), (Convolution, convolution), (torch.nn.Linear, linear)]
 
 
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -43,9 +47,7 @@ class CPLRP(LayerMapComposite):
     attention = "values"  # the engine holds attention weights constant
 
     def __init__(self, conv_gamma=0.25, linear_gamma=0.05, canonizers=None):
-        layer_map = [(Activation, Pass()), (Convolution, Gamma(conv_gamma)), (torch.nn.Linear, Gamma(linear_gamma)),
-                     (AvgPool, Norm()), (BatchNorm, Pass())]
-        super().__init__(layer_map=layer_map, canonizers=canonizers)
+        super().__init__(layer_map=_layer_map(Gamma(conv_gamma), Gamma(linear_gamma)), canonizers=canonizers)
         projection, by_layer = Epsilon(1e-12), self.module_map  # zennit keeps module_map as an attribute
 
         def module_map(ctx, name, module):
@@ -66,9 +68,7 @@ class AttnLRP(LayerMapComposite):
     attention = "attnlrp"
 
     def __init__(self, epsilon=1e-6, canonizers=None):
-        layer_map = [(Activation, Pass()), (Convolution, Epsilon(epsilon)), (torch.nn.Linear, Epsilon(epsilon)),
-                     (AvgPool, Norm()), (BatchNorm, Pass())]
-        super().__init__(layer_map=layer_map, canonizers=canonizers)
+        super().__init__(layer_map=_layer_map(Epsilon(epsilon), Epsilon(epsilon)), canonizers=canonizers)
 
 
 def input_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, shape=(1, 3, 1, 1)):
