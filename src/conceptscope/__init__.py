@@ -5,6 +5,7 @@ from .engine import (
     CanonizationError,
     CanonizationWarning,
     ChannelConcept,
+    Contrast,
     Explainer,
     Explanation,
     RelevanceConservationWarning,
@@ -21,10 +22,10 @@ from .widgets import MissingBundleError, ProtocolError, compare, explore
 from .world import load_world
 
 __all__ = [
-    "Atlas", "AtlasMismatchError", "CanonizationError", "CanonizationWarning", "ChannelConcept", "Explainer",
-    "Explanation", "FoundationUnavailableError", "MissingBundleError", "ProtocolError", "RelevanceConservationWarning",
-    "RelevanceError", "SemanticLens", "UnknownLayerError", "UnsupportedOperationError", "UnsupportedRuleError",
-    "UntraceableModelError", "WeightsUnavailableError", "compare", "evaluate", "explore", "load_world", "methods",
-    "models", "semantics",
+    "Atlas", "AtlasMismatchError", "CanonizationError", "CanonizationWarning", "ChannelConcept", "Contrast",
+    "Explainer", "Explanation", "FoundationUnavailableError", "MissingBundleError", "ProtocolError",
+    "RelevanceConservationWarning", "RelevanceError", "SemanticLens", "UnknownLayerError", "UnsupportedOperationError",
+    "UnsupportedRuleError", "UntraceableModelError", "WeightsUnavailableError", "compare", "evaluate", "explore",
+    "load_world", "methods", "models", "semantics"
 ]
 __version__ = "0.1.0"

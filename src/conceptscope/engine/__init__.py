@@ -12,7 +12,8 @@ from .errors import (
 from .explainer import Attribution, Explainer
 from .explanation import ConceptScore, Explanation
 from .rules import UnsupportedRuleError
+from .targets import Contrast
 
 __all__ = ["Attribution", "CanonizationError", "CanonizationWarning", "ChannelConcept", "CompositionNode",
-           "ConceptScore", "Explainer", "Explanation", "RelevanceConservationWarning", "RelevanceError",
+           "ConceptScore", "Contrast", "Explainer", "Explanation", "RelevanceConservationWarning", "RelevanceError",
            "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError"]

@@ -21,11 +21,11 @@ from .checks import check_input
 from .composition import CompositionNode
 from .concepts import ChannelConcept
 from .explanation import Explanation, pixel_relevance, relevance_from_logits
-from .inputs import as_batch, as_targets
+from .inputs import as_batch
 from .relevance_model import RelevanceModel
+from .targets import Target, Targets, resolve_targets
 
 Images = torch.Tensor | np.ndarray  # one image (C, H, W) or a batch (B, C, H, W), normalised floats
-Target = int | Sequence[int] | None  # a class index, one per image, or None for the prediction
 Layers = str | Sequence[str]
 OutputSelector = int | str | Callable[[Any], Any]  # picks the logits from a tuple/dict output
 
@@ -45,7 +45,8 @@ def default_memory_budget(device):
 @dataclass(frozen=True)
 class Attribution:
     """LRP of a batch: ``heatmaps`` (B, H, W; None when not asked for), ``logits`` (B, classes), ``targets`` (list of
-    B class indices), ``activations`` and ``relevances`` (``{layer: (B, channels, ...)}``, concepts at dim 1)."""
+    B class indices or contrasts), ``activations`` and ``relevances`` (``{layer: (B, channels, ...)}``, concepts at
+    dim 1)."""
     heatmaps: torch.Tensor
     logits: torch.Tensor
     targets: list
@@ -58,7 +59,8 @@ class Explainer:
 
     ``composite`` is a zennit ``Composite`` (used as-is) or a name from :data:`conceptscope.models.COMPOSITES`
     (default ``"epsilon_plus_flat"``, with canonizers chosen for BatchNorm networks and torchvision ResNets).
-    ``mean``/``std`` describe the input normalisation (used by ``"epsilon_gamma_box"``). All work runs on a private
+    ``mean``/``std`` describe the input normalisation (used by ``"epsilon_gamma_box"``); ``classes`` (optional) names
+    the classes, so targets can be given by name. All work runs on a private
     canonized copy of the model, on the model's device; the copy follows in-place changes of the model's weights.
     Explanations of recent (image, target) pairs are cached, so repeated CRP queries reuse one forward pass.
     """
@@ -66,13 +68,14 @@ class Explainer:
     def __init__(self, model: torch.nn.Module, composite: Composite | str | None = None, *,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  concept: ChannelConcept | None = None, cache_size: int = 4, memory_budget: int | None = None,
-                 output: OutputSelector | None = None) -> None:
+                 output: OutputSelector | None = None, classes: Sequence[str] | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.composite = make_composite(model, composite, mean, std)
         self.concept = concept or ChannelConcept()
         self.output = output
+        self.classes = None if classes is None else [str(name) for name in classes]
         self.lock = threading.RLock()
         self._input_spec = input_channels(model)
         self._cache_size = cache_size
@@ -116,11 +119,12 @@ class Explainer:
         logits, trace = relevance_model.run(images)
         return relevance_model, images, logits, trace
 
-    def heatmap(self, images: Images, target: Target = None) -> torch.Tensor:
+    def heatmap(self, images: Images, target: Targets = None) -> torch.Tensor:
         """LRP relevance per pixel for a batch ``(B, C, H, W)`` → ``(B, H, W)``; one image ``(C, H, W)`` → ``(H, W)``.
 
-        ``target`` is a class index, one per image, or None to explain each image's predicted class. The relevance
-        starts at the target logit, so the heatmap sums to it up to what the rules absorb (biases, stabilisers).
+        ``target`` is a class index or name, a :class:`Contrast` ("a rather than b"), one of these per image, or None
+        to explain each image's predicted class. The relevance starts at the target logit (for a contrast: at both
+        logits, see :class:`Contrast`), so the heatmap sums to it up to what the rules absorb (biases, stabilisers).
         """
         single = getattr(images, "ndim", None) == self._input_spec[0]
         heatmaps = self.attribute(images, target).heatmaps
@@ -135,7 +139,7 @@ class Explainer:
         return logits, {name: relevance_model.concept_view(name, trace.values[relevance_model.node(name)])
                         for name in names}
 
-    def attribute(self, images: Images, target: Target = None, layers: Layers = (),
+    def attribute(self, images: Images, target: Targets = None, layers: Layers = (),
                   heatmaps: bool = True) -> Attribution:
         """LRP for a batch of images: heatmaps, logits, targets and per-layer activations and relevances.
 
@@ -148,7 +152,7 @@ class Explainer:
         names = [layers] if isinstance(layers, str) else list(layers)
         with self.lock:
             relevance_model, images, logits, trace = self._run(images, names)
-            targets = as_targets(target, logits)
+            targets = resolve_targets(target, logits, self.classes)
             nodes = {name: relevance_model.node(name) for name in names}
             found = relevance_from_logits(relevance_model, trace, logits, targets, nodes.values(), heatmaps)
         return Attribution(
@@ -160,7 +164,7 @@ class Explainer:
             relevances={name: relevance_model.concept_view(name, found.get(node)) for name, node in nodes.items()},
         )
 
-    def explain(self, image: Images, target: int | None = None, layers: Layers | None = None) -> Explanation:
+    def explain(self, image: Images, target: Target = None, layers: Layers | None = None) -> Explanation:
         """Explain one image: an :class:`Explanation` with heatmap, logits, target and per-layer relevances.
 
         ``layers`` are the layers to record (default: every convolution and linear layer). The explanation keeps its
@@ -173,14 +177,14 @@ class Explainer:
             if batch.shape[0] != 1:
                 raise ValueError(f"explain takes one image, got a batch of {batch.shape[0]}; use heatmap() for batches")
             key = (hashlib.blake2b(batch.cpu().numpy().tobytes(), digest_size=16).hexdigest(),
-                   tuple(batch.shape), target)
+                   tuple(batch.shape), repr(target))
             cached = self._cache.get(key)
             if cached is not None and set(names) <= set(cached.layers):
                 self._cache.move_to_end(key)
                 return cached
             names = list(dict.fromkeys([*names, *(cached.layers if cached else ())]))
             relevance_model, images, logits, trace = self._run(batch, names)
-            (target_index,) = as_targets(target, logits)
+            (target_index,) = resolve_targets(target, logits, self.classes)
             budget = self._memory_budget or default_memory_budget(images.device)
             explanation = Explanation(relevance_model, trace, logits, target_index, names, self.concept, budget,
                                       lock=self.lock)
@@ -189,19 +193,19 @@ class Explainer:
                 self._cache.popitem(last=False)
             return explanation
 
-    def conditional_heatmaps(self, image: Images, layer: str, channels: Iterable[int], target: int | None = None,
+    def conditional_heatmaps(self, image: Images, layer: str, channels: Iterable[int], target: Target = None,
                              chunk_size: int | None = None) -> torch.Tensor:
         """One heatmap per channel of ``layer`` (K, H, W), all from one forward pass, batched below the layer."""
         with self.lock:
             return self.explain(image, target, self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
 
     def conditional_heatmap(self, image: Images, conditions: Mapping[str, Iterable[int]],
-                            target: int | None = None) -> torch.Tensor:
+                            target: Target = None) -> torch.Tensor:
         """The heatmap restricted to ``conditions`` = ``{layer: [channels], ...}`` in every listed layer at once."""
         with self.lock:
             return self.explain(image, target, self._with(*conditions)).conditional_heatmap(conditions)
 
-    def composition(self, image: Images, layer: str, channel: int, target: int | None = None, depth: int = 2,
+    def composition(self, image: Images, layer: str, channel: int, target: Target = None, depth: int = 2,
                     top: int = 5) -> CompositionNode:
         """The composition tree of concept ``(layer, channel)``: its ``top`` sub-concepts in the layers below, computed
         ``depth`` levels deep now and lazily further down. Returns the root :class:`CompositionNode`."""

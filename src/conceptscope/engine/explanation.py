@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..errors import UnknownLayerError
 from .checks import check_heatmaps
 from .inputs import check_region
+from .targets import initial_relevance
 
 
 def pixel_relevance(grad):
@@ -23,17 +24,10 @@ def pixel_relevance(grad):
     return (grad.sum(1) if grad.dim() > 2 else grad).detach()
 
 
-def initial_relevance(logits, targets):
-    """The relevance LRP starts from: each sample's target logit, zero elsewhere."""
-    initial = torch.zeros_like(logits)
-    rows = torch.arange(len(targets), device=logits.device)
-    initial[rows, targets] = logits[rows, targets]
-    return initial
-
-
 def relevance_from_logits(relevance_model, trace, logits, targets, collect, to_input=True):
-    """LRP from each sample's target logit down to the nodes in ``collect`` (and the input, checked by
-    :func:`check_heatmaps` for non-finite, vanished or created relevance): ``{node: relevance}``."""
+    """LRP from each sample's target (a class logit or a contrast, see :mod:`.targets`) down to the nodes in
+    ``collect`` (and the input, checked by :func:`check_heatmaps` for non-finite, vanished or created relevance):
+    ``{node: relevance}``."""
     initial = initial_relevance(logits, targets)
     found = relevance_model.propagate(trace, relevance_model.node_of_output, initial, collect, to_input=to_input)
     if to_input:
@@ -68,7 +62,8 @@ class ConceptScore:
 class Explanation:
     """Heatmap, prediction, target and per-layer activations and relevances of one image, plus CRP queries.
 
-    Attributes: ``heatmap`` (H, W), ``logits`` (classes,), ``target`` (int), ``layers`` (recorded layer names) and
+    Attributes: ``heatmap`` (H, W), ``logits`` (classes,), ``target`` (a class index or a :class:`Contrast` of
+    two), ``layers`` (recorded layer names) and
     ``activations``/``relevances`` (``{layer: tensor}`` without the batch dimension). Queries take ``lock`` (the
     explainer's, whose model they run backward passes on; their own when none is given) themselves.
     """

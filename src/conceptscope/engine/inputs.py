@@ -1,4 +1,4 @@
-"""Validation of images, targets and regions, with errors that say what was expected."""
+"""Validation of images and regions, with errors that say what was expected."""
 import numpy as np
 import torch
 
@@ -25,21 +25,6 @@ def as_batch(images, spec, device, dtype):
         hint = " (channels last? use images.permute(2, 0, 1))" if images.shape[-1] == channels else ""
         raise ValueError(f"expected inputs of shape {want}, got shape {tuple(images.shape)}{hint}")
     return images.to(device=device, dtype=dtype)
-
-
-def as_targets(target, logits):
-    """Return one class index per sample: the prediction where ``target`` is None, else checked against the classes."""
-    batch, classes = logits.shape[0], logits.shape[1]
-    if target is None:
-        return logits.argmax(1).tolist()
-    targets = [target] * batch if isinstance(target, (int, np.integer)) else list(target)
-    if len(targets) != batch:
-        raise ValueError(f"got {len(targets)} targets for {batch} images")
-    for t in targets:
-        if not isinstance(t, (int, np.integer)) or not 0 <= t < classes:
-            raise ValueError(f"target {t!r} is not a class of the model, which has {classes} classes "
-                             f"(valid targets: 0..{classes - 1})")
-    return [int(t) for t in targets]
 
 
 def check_region(region, shape):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..engine import Explainer
-from ..engine.inputs import as_targets
+from ..engine.targets import Contrast, resolve_targets
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
 from ..models.private import private_copy, weights_version
 from . import cam, gradient, perturbation
@@ -117,8 +117,8 @@ class Methods:
 
     def __call__(self, method: str, images, target=None, **options) -> torch.Tensor:
         """Relevance maps of ``method`` for ``images`` ``(B, C, H, W)`` -> ``(B, H, W)`` (one image ``(C, H, W)`` ->
-        ``(H, W)``); ``target`` is a class index, one per image, or None for the predicted classes. ``options``
-        override the method's defaults (see ``METHODS[name].defaults``)."""
+        ``(H, W)``); ``target`` is a class index, one per image, or None for the predicted classes (the LRP methods
+        also take a ``Contrast``). ``options`` override the method's defaults (see ``METHODS[name].defaults``)."""
         spec = get(method)
         unknown = set(options) - set(spec.defaults)
         if unknown:
@@ -128,7 +128,10 @@ class Methods:
             model = self._private()
             batch, single = self._batch(images, model)
             with torch.no_grad():
-                targets = as_targets(target, model(batch))
+                targets = resolve_targets(target, model(batch))
+            if spec.family != "LRP" and any(isinstance(t, Contrast) for t in targets):
+                raise ValueError(f"method {method!r} explains one class at a time; contrastive targets (\"a rather "
+                                 "than b\") are explained by the LRP methods and by cs.Explainer")
             extra = {"explainer": self._explainer} if spec.family == "LRP" else {}
             with torch.enable_grad(), warnings.catch_warnings():
                 # Captum warns that it sets requires_grad on the inputs and hooks ReLUs: both on our copies

@@ -96,11 +96,11 @@ class ShapesDataset(torch.utils.data.Dataset):
             masks[CORNER_MARK] |= scene.mark
         return masks
 
-    def evidence_mask(self, index) -> np.ndarray:
-        """Bool HxW mask of the objects that make the label's rule true."""
+    def evidence_mask(self, index, label: int | None = None) -> np.ndarray:
+        """Bool HxW mask of the objects that make the rule of ``label`` (default: the image's label) true."""
         scene = self._get(index)
         mask = np.zeros((self.size, self.size), dtype=bool)
-        for k in evidence(scene.objects, scene.label):
+        for k in evidence(scene.objects, scene.label if label is None else label):
             mask |= scene.objects[k]["mask"]
         return mask
 

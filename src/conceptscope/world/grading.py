@@ -1,9 +1,13 @@
-"""Grading attribution methods on the shapes world: images with the evidence masks of their labels, and the
-leaderboard of every method on fresh (never trained on) images."""
+"""Grading explanations on the shapes world: images with the evidence masks of their labels, the leaderboard of every
+method on fresh (never trained on) images, and contrastive heatmaps on images with two classes' evidence."""
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
+from ..engine import Contrast
 from ..evaluation import evaluate
+from .rules import CLASSES, RULES
 
 
 def evidence_batch(dataset, indices=None):
@@ -21,3 +25,82 @@ def leaderboard(world, methods=None, n=200, seed=0, model=None, **kwargs):
     images, masks, labels = evidence_batch(world.dataset("test", n=n, seed=seed))
     return evaluate(world.model if model is None else model, images, masks, labels, methods,
                     mean=world.mean, std=world.std, **kwargs)
+
+
+def contrast_pairs(dataset, n=100):
+    """Up to ``n`` triples ``(index, a, b)``: images of class ``a`` that also contain the class-defining objects of a
+    class ``b`` (the first in priority order), on objects other than ``a``'s."""
+    found = []
+    for index in range(len(dataset)):
+        objects, a = dataset.objects(index), dataset.label(index)
+        on_a = {k for k, obj in enumerate(objects) if RULES[a].matches(obj)}
+        for b in range(len(RULES)):
+            on_b = {k for k, obj in enumerate(objects) if RULES[b].matches(obj)}
+            if b != a and on_b and not on_a & on_b:
+                found.append((index, a, b))
+                break
+        if len(found) == n:
+            break
+    return found
+
+
+@dataclass(frozen=True)
+class ContrastGrades:
+    """Where contrastive heatmaps "a rather than b" put their relevance, per image (arrays of length N): the share of
+    the positive relevance on a's evidence (``positive_on_a``) and of the negative relevance on b's (``negative_on_b``,
+    NaN where there is none), the evidence areas as fractions of the image, and the summed relevance on each."""
+    pairs: list
+    positive_on_a: np.ndarray
+    negative_on_b: np.ndarray
+    area_a: np.ndarray
+    area_b: np.ndarray
+    sum_on_a: np.ndarray
+    sum_on_b: np.ndarray
+
+    def summary(self):
+        """Means over the images: shares, areas, and how often the relevance on a's (b's) evidence sums positive
+        (negative)."""
+        return {"images": len(self.pairs), "positive_on_a": float(self.positive_on_a.mean()),
+                "area_a": float(self.area_a.mean()), "negative_on_b": float(np.nanmean(self.negative_on_b)),
+                "area_b": float(self.area_b.mean()), "a_positive": float((self.sum_on_a > 0).mean()),
+                "b_negative": float((self.sum_on_b < 0).mean())}
+
+    def figure(self):
+        """Per-image shares of the positive relevance on a's evidence and of the negative on b's, each beside the
+        evidence's share of the image (matplotlib figure)."""
+        import matplotlib.pyplot as plt
+
+        figure, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
+        columns = [("positive relevance\non a's evidence", self.positive_on_a, self.area_a),
+                   ("negative relevance\non b's evidence", self.negative_on_b, self.area_b)]
+        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(self.pairs))
+        for x, (_, share, area) in enumerate(columns):
+            ax.scatter(x + jitter, share, s=8, alpha=0.6, color="C3" if x == 0 else "C0")
+            ax.scatter(x + 0.3 + jitter / 3, area, s=6, alpha=0.5, color="grey")
+            ax.hlines(np.nanmean(share), x - 0.2, x + 0.2, color="black")
+        ax.set_xticks([0, 1], [label for label, _, _ in columns])
+        ax.set_ylabel("share (grey: evidence area)")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"a rather than b, {len(self.pairs)} images", fontsize=9)
+        return figure
+
+
+def grade_contrast(explainer, dataset, n=100, kind="difference"):
+    """Contrastive heatmaps ``Contrast(a, b, kind)`` of ``explainer`` on up to ``n`` images of ``dataset`` with both
+    classes' evidence (:func:`contrast_pairs`), graded against the evidence masks: :class:`ContrastGrades`."""
+    pairs = contrast_pairs(dataset, n)
+    if not pairs:
+        raise ValueError("no image of the dataset contains two classes' evidence; use a larger dataset")
+    images = torch.stack([dataset[index][0] for index, _, _ in pairs])
+    heatmaps = explainer.heatmap(images, [Contrast(a, b, kind) for _, a, b in pairs]).double().cpu().numpy()
+    on_a = np.stack([dataset.evidence_mask(index, a) for index, a, _ in pairs])
+    on_b = np.stack([dataset.evidence_mask(index, b) for index, _, b in pairs])
+    positive, negative = heatmaps.clip(min=0), (-heatmaps).clip(min=0)
+    negative_total = negative.sum((1, 2))
+    return ContrastGrades(
+        pairs=[(index, CLASSES[a], CLASSES[b]) for index, a, b in pairs],
+        positive_on_a=(positive * on_a).sum((1, 2)) / positive.sum((1, 2)).clip(min=1e-30),
+        negative_on_b=np.where(negative_total > 0, (negative * on_b).sum((1, 2)) / negative_total.clip(min=1e-30),
+                               np.nan),
+        area_a=on_a.mean((1, 2)), area_b=on_b.mean((1, 2)),
+        sum_on_a=(heatmaps * on_a).sum((1, 2)), sum_on_b=(heatmaps * on_b).sum((1, 2)))
