@@ -1,6 +1,7 @@
 // @ts-check
 // TargetView: the prediction's top classes (bars) and the class to explain (click a bar or choose in
-// the dropdown; sends "target").
+// the dropdown; sends "target"), optionally rather than another class (the "rather than" dropdown;
+// sends "contrast").
 import { createChannel } from "./lib/channel.js";
 import { element, fillClassSelect, style } from "./lib/dom.js";
 import { formatShare } from "./lib/format.js";
@@ -14,6 +15,8 @@ const CSS = `
 .cs-target .cs-class { display: flex; flex-direction: column; gap: 2px; padding: 2px 6px; border-radius: 3px;
   cursor: pointer; border: 1px solid #cfd8dc; min-width: 90px; }
 .cs-target .cs-class[aria-pressed="true"] { background: #ffe0b2; border-color: #ef6c00; }
+.cs-target .cs-class.cs-versus { background: #e3f2fd; border-color: #1e88e5; }
+.cs-target .cs-choice { display: flex; gap: 12px; flex-wrap: wrap; }
 .cs-target .cs-bar { height: 6px; background: #eceff1; }
 .cs-target .cs-bar span { display: block; height: 100%; background: #1e88e5; }
 `;
@@ -22,25 +25,40 @@ const CSS = `
  * The synced traits of the Python view.
  * @typedef {{
  *   classes: string[], predictions: { index: number, name: string, probability: number }[],
- *   target: number, predicted: number, k: number, busy: boolean, error: string,
+ *   target: number, versus: number, predicted: number, k: number, busy: boolean, error: string,
  * }} Model
  */
 
 /** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
   const root = element("div", { className: "cs-view cs-target" });
-  const select = element("select", { className: "cs-select" });
+  const select = element("select", { className: "cs-select cs-class-select" });
+  const versusSelect = element("select", { className: "cs-select cs-versus-select" });
   const top = element("div", { className: "cs-top" });
-  root.append(style(CSS), element("label", {}, ["explain class ", select]), top);
+  const choice = element("div", { className: "cs-choice" }, [
+    element("label", {}, ["explain class ", select]),
+    element("label", {}, ["rather than ", versusSelect]),
+  ]);
+  root.append(style(CSS), choice, top);
   el.append(root);
   const status = createStatus(root);
   const channel = createChannel(model, status);
 
-  const choose = (index) => channel.request("target", { target: index });
+  const versusOf = () => model.get("versus") ?? -1;
+  /** Explain `target`, rather than `versus` unless that is -1 (or the target itself). */
+  function choose(target, versus = versusOf()) {
+    if (versus === -1 || versus === target) channel.request("target", { target });
+    else channel.request("contrast", { target, versus });
+  }
 
   function renderAll() {
-    const [target, predicted] = [model.get("target"), model.get("predicted")];
+    const [target, predicted, versus] = [model.get("target"), model.get("predicted"), versusOf()];
     fillClassSelect(select, model.get("classes"), predicted, target);
+    versusSelect.replaceChildren(
+      element("option", { value: "-1", textContent: "— (no contrast)" }),
+      ...model.get("classes").map((name, i) => element("option", { value: String(i), textContent: name, disabled: i === target })),
+    );
+    versusSelect.value = String(versus);
     top.replaceChildren(
       ...model.get("predictions").map((p) => {
         const bar = element("span");
@@ -51,6 +69,7 @@ function render({ model, el }) {
         ]);
         item.dataset.index = String(p.index);
         item.setAttribute("aria-pressed", String(p.index === target));
+        item.classList.toggle("cs-versus", p.index === versus);
         item.addEventListener("click", () => choose(p.index));
         return item;
       }),
@@ -58,10 +77,11 @@ function render({ model, el }) {
   }
 
   select.addEventListener("change", () => choose(Number(select.value)));
+  versusSelect.addEventListener("change", () => choose(model.get("target"), Number(versusSelect.value)));
   const rerender = coalesce(renderAll);
   /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [["msg:custom", (msg) => channel.accept(msg)]];
-  for (const name of ["classes", "predictions", "target", "predicted"]) listeners.push([`change:${name}`, rerender]);
+  for (const name of ["classes", "predictions", "target", "versus", "predicted"]) listeners.push([`change:${name}`, rerender]);
   const unlisten = listen(model, listeners);
   renderAll();
   return () => {

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+import conceptscope as cs
 from conceptscope.atlas import Atlas
 from conceptscope.render import encode_png
 from conceptscope.widgets import Explorer, explore
@@ -106,6 +107,22 @@ def test_changing_the_target_recomputes_heatmap_concepts_and_tree(ex, xp, data):
                                explanation.conditional_heatmaps(LAYER, [channel])[0].numpy(), atol=1e-6)
     assert ex.tree.tree == xp.composition(data[3][0], LAYER, channel, target=other, depth=1).to_dict()
     assert ex.target.target == other
+
+
+def test_a_contrast_recomputes_heatmap_concepts_and_tree_for_the_pair(ex, xp, data):
+    channel = ex.concepts.concepts[0]["channel"]
+    select(ex, channel)
+    a, b = ex.target.predicted, (ex.target.predicted + 3) % 7
+    deliver(ex, ex.target, type="contrast", id=1, target=a, versus=b)
+    contrast = cs.Contrast(a, b)
+    explanation = xp.explain(data[3][0], contrast)
+    np.testing.assert_allclose(ex.heatmap.relevance, explanation.heatmap.numpy(), atol=1e-6)
+    assert [c["channel"] for c in ex.concepts.concepts] == [s.channel for s in explanation.top_concepts(LAYER, 8)]
+    assert ex.tree.tree == xp.composition(data[3][0], LAYER, channel, target=contrast, depth=1).to_dict()
+    assert (ex.target.target, ex.target.versus) == (a, b)
+    ex.set_target(None)
+    assert ex.wait(30) and ex.target.versus == -1
+    np.testing.assert_allclose(ex.heatmap.relevance, xp.explain(data[3][0]).heatmap.numpy(), atol=1e-6)
 
 
 def test_picking_a_reference_explains_it(ex, data):

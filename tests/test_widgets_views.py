@@ -384,6 +384,33 @@ def test_malformed_target_requests_are_rejected(target, value, error):
     assert target.controller.subject.target is None
 
 
+def test_contrast_request_explains_the_target_rather_than_another_class(target, xp, image):
+    a, b = (target.predicted + 1) % 7, target.predicted
+    reply = deliver(target, type="contrast", id=5, target=a, versus=b)
+    assert reply == {"type": "target_set", "target": a, "versus": b, "id": 5}
+    ready(target)
+    assert target.controller.subject.target == cs.Contrast(a, b)
+    assert (target.target, target.versus) == (a, b)
+    torch.testing.assert_close(target.controller.explanation().heatmap, xp.heatmap(image, a) - xp.heatmap(image, b),
+                               rtol=0, atol=1e-5)
+    deliver(target, type="contrast", id=6, target=a, versus=-1)
+    ready(target)
+    assert target.controller.subject.target == a and target.versus == -1
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"target": 1, "versus": 1}, "a contrast needs two different classes, got 1 rather than 1"),
+    ({"target": 1, "versus": 7}, "versus 7 is not a class (0..6)"),
+    ({"target": 9, "versus": 1}, "target 9 is not a class (0..6)"),
+    ({"target": 1}, "'contrast' message lacks the field 'versus'"),
+    ({"target": 1, "versus": True}, "'contrast' message: field 'versus' must be int; got bool True"),
+])
+def test_malformed_contrast_requests_are_rejected(target, fields, error):
+    reply = deliver(target, type="contrast", id=7, **fields)
+    assert reply["type"] == "error" and reply["message"].startswith(error)
+    assert target.controller.subject.target is None and target.versus == -1
+
+
 def test_bundles_of_all_views_are_self_contained():
     from conceptscope.widgets import _bundle
 

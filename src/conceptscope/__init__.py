@@ -18,7 +18,7 @@ from .errors import AtlasMismatchError, UnknownLayerError
 from .evaluation import evaluate
 from .models import WeightsUnavailableError
 from .semantics import FoundationUnavailableError, SemanticLens
-from .widgets import MissingBundleError, ProtocolError, compare, explore
+from .widgets import MissingBundleError, ProtocolError, compare, explore, perturb
 from .world import load_world
 
 __all__ = [
@@ -26,6 +26,6 @@ __all__ = [
     "Explainer", "Explanation", "FoundationUnavailableError", "MissingBundleError", "ProtocolError",
     "RelevanceConservationWarning", "RelevanceError", "SemanticLens", "UnknownLayerError", "UnsupportedOperationError",
     "UnsupportedRuleError", "UntraceableModelError", "WeightsUnavailableError", "compare", "evaluate", "explore",
-    "load_world", "methods", "models", "semantics"
+    "load_world", "methods", "models", "perturb", "semantics"
 ]
 __version__ = "0.1.0"

@@ -252,12 +252,26 @@ def test_change_target_recomputes_everything(lab, nb, artifacts):
     expected = kernel.json(f"""[c.channel for c in xp.explain(ex.controller.subject.image, {other})
         .top_concepts(ex.concepts.layer, ex.concepts.k)]""")
     assert [ch for _, ch in rows(page)] == expected
-    assert page.locator(".cs-target select").input_value() == str(other)
+    assert page.locator(".cs-target .cs-class-select").input_value() == str(other)
     screenshot(page, artifacts, "target", lab)
     # back to the prediction through the dropdown
-    page.locator(".cs-target select").select_option(str(predicted))
+    page.locator(".cs-target .cs-class-select").select_option(str(predicted))
     page.wait_for_function(f"() => document.querySelector('.cs-target .cs-class[aria-pressed=true]')?.dataset.index"
                            f" === '{predicted}'", timeout=30_000)
+    kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
+    assert kernel.json("ex.controller.subject.target") is None
+    # the prediction rather than the other class: a contrast, chosen in "rather than"
+    page.locator(".cs-target .cs-versus-select").select_option(str(other))
+    page.wait_for_function(f"() => document.querySelector('.cs-target .cs-class.cs-versus')?.dataset.index"
+                           f" === '{other}'", timeout=30_000)
+    kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
+    wait_idle(page)
+    assert kernel.json("str(ex.controller.subject.target)") == f"Contrast(a={predicted}, b={other}, kind='difference')"
+    assert kernel.json(f"""bool(np.allclose(ex.heatmap.relevance, xp.explain(ex.controller.subject.image,
+        cs.Contrast({predicted}, {other})).heatmap.numpy(), atol=1e-6))""")
+    screenshot(page, artifacts, "contrast", lab)
+    page.locator(".cs-target .cs-versus-select").select_option("-1")
+    page.wait_for_function("() => !document.querySelector('.cs-target .cs-class.cs-versus')", timeout=30_000)
     kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
     assert kernel.json("ex.controller.subject.target") is None
 

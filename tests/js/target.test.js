@@ -30,15 +30,15 @@ describe("TargetView front end", () => {
     expect(items().map((i) => i.textContent)).toEqual(["dog 75.0 %", "fox 20.0 %"]);
     expect(items().map((i) => i.getAttribute("aria-pressed"))).toEqual(["true", "false"]);
     expect(items()[0].querySelector(".cs-bar span").style.width).toBe("75%");
-    expect([...q("select").options].map((o) => o.textContent)).toEqual(["cat", "dog (predicted)", "fox"]);
+    expect([...q(".cs-select").options].map((o) => o.textContent)).toEqual(["cat", "dog (predicted)", "fox"]);
     expect(q("select").value).toBe("1");
   });
 
   it("asks to explain another class from a bar or the dropdown", async () => {
     const { model, items, q } = await setup();
     items()[1].click();
-    q("select").value = "0";
-    q("select").dispatchEvent(new Event("change"));
+    q(".cs-select").value = "0";
+    q(".cs-select").dispatchEvent(new Event("change"));
     expect(model.sent.map(({ type, target }) => [type, target])).toEqual([
       ["target", 2],
       ["target", 0],
@@ -50,6 +50,31 @@ describe("TargetView front end", () => {
     model.set("target", 2);
     await flush();
     expect(items().map((i) => i.getAttribute("aria-pressed"))).toEqual(["false", "true"]);
-    expect(q("select").value).toBe("2");
+    expect(q(".cs-select").value).toBe("2");
+  });
+
+  it("asks for a contrast from the rather-than dropdown and keeps it when the target changes", async () => {
+    const { model, items, q } = await setup();
+    const versus = q(".cs-versus-select");
+    expect([...versus.options].map((o) => [o.value, o.disabled])).toEqual([
+      ["-1", false], ["0", false], ["1", true], ["2", false],
+    ]);
+    versus.value = "2";
+    versus.dispatchEvent(new Event("change"));
+    model.set("versus", 2);
+    await flush();
+    expect(items().map((i) => i.classList.contains("cs-versus"))).toEqual([false, true]);
+    expect(versus.value).toBe("2");
+    q(".cs-select").value = "0";
+    q(".cs-select").dispatchEvent(new Event("change"));
+    items()[1].click(); // the contrasted class as target: the contrast ends
+    versus.value = "-1";
+    versus.dispatchEvent(new Event("change"));
+    expect(model.sent.map(({ type, target, versus }) => [type, target, versus])).toEqual([
+      ["contrast", 1, 2],
+      ["contrast", 0, 2],
+      ["target", 2, undefined],
+      ["target", 1, undefined],
+    ]);
   });
 });

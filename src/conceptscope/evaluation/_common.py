@@ -2,6 +2,8 @@
 import numpy as np
 import torch
 
+from ..engine.targets import Contrast, resolve_targets
+
 
 def per_channel(values):
     """(B, C, ...) → (B, C): summed over positions (a channel's total relevance or activation)."""
@@ -52,9 +54,11 @@ def targets_of(model, images, targets, batch_size):
     """One class index per image: the model's prediction where ``targets`` is None."""
     if targets is None:
         return scores(model, images, None, "logit", batch_size)[1]
-    targets = [int(targets)] * len(images) if isinstance(targets, (int, np.integer)) else [int(t) for t in targets]
-    if len(targets) != len(images):
-        raise ValueError(f"got {len(targets)} targets for {len(images)} images")
+    with torch.no_grad():
+        classes = model(images[:1]).shape[1]
+    targets = resolve_targets(targets, torch.empty(len(images), classes))
+    if any(isinstance(t, Contrast) for t in targets):
+        raise ValueError("perturbation scores one class at a time; give class indices, not contrasts")
     return torch.tensor(targets, device=images.device)
 
 

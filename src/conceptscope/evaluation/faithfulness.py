@@ -133,6 +133,25 @@ def perturbation_curves(model, images, heatmaps, targets=None, *, kind="deletion
                               torch.cat(curves).double().cpu().numpy(), targets.cpu().numpy(), settings)
 
 
+def remove_top(images, heatmaps, fraction, *, order="morf", patch_size=1, baseline="mean", sigma=5.0, seed=0):
+    """One point of a deletion curve, to look at: ``images`` (B, C, H, W) with the ``fraction`` of their patches
+    ranked first by ``heatmaps`` (B, H, W) in ``order`` replaced by the ``baseline`` (choices as in the module's
+    docstring). Returns ``(perturbed (B, C, H, W), removed (B, H, W) bool)``."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be a number from 0 to 1, got {fraction!r}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}, got {order!r}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
+        raise ValueError("images must be a float tensor (B, C, H, W)")
+    heatmaps = as_heatmaps(heatmaps, images)
+    patch_size, _, counts = _schedule(images.shape[2:], patch_size, 1)
+    count = round(float(fraction) * int(counts[-1]))
+    removed = _patch_ranks(heatmaps, patch_size, order) < count  # (B, P)
+    removed = _to_pixels(removed[:, None], patch_size, images.shape[2:])  # (B, 1, H, W)
+    fills = _baseline_images(images, baseline, sigma, seed)
+    return _perturb(images, removed, fills, slice(None), baseline)[:, 0], removed[:, 0]
+
+
 def _schedule(size, patch_size, steps):
     """Check ``patch_size`` and ``steps`` against the image ``size`` (H, W); return them and the number of patches
     changed after each step (steps + 1,)."""

@@ -110,6 +110,12 @@ class Methods:
             self._copy, self._version, self._explainers = private_copy(self.model), version, {}
         return self._copy
 
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's logits for a batch ``(B, C, H, W)``, computed on the private copy without gradients."""
+        with self.lock, torch.no_grad():
+            model = self._private()
+            return model(images.to(next(model.parameters()).device))
+
     def _explainer(self, composite):
         if composite not in self._explainers:
             self._explainers[composite] = Explainer(self._copy, composite, mean=self.mean, std=self.std)

@@ -14,6 +14,7 @@ from .controller import Controller, ModelInput, Picture
 from .explorer import Explorer
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
+from .perturbation import PerturbationView
 from .semantic_search import SemanticSearch
 from .snapshot import save_html
 from .target import TargetView
@@ -51,6 +52,13 @@ def compare(model_or_explainer, image, methods=None, **kwargs) -> CompareView:
     return CompareView(model_or_explainer, image, methods, **kwargs)
 
 
+def perturb(model_or_methods, image, **kwargs) -> PerturbationView:
+    """A slider that removes the top fraction of ``image``'s pixels by an explanation (``method=``, default LRP), or of
+    a layer's concepts by CRP relevance (``unit="concepts"``), while the picture and the class probabilities follow;
+    see :class:`PerturbationView` for the options."""
+    return PerturbationView(model_or_methods, image, **kwargs)
+
+
 __all__ = ["CompareView", "CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView",
-           "MissingBundleError", "NeuronGallery", "ProtocolError", "SemanticSearch", "TargetView", "compare", "explore",
-           "save_html"]
+           "MissingBundleError", "NeuronGallery", "PerturbationView", "ProtocolError", "SemanticSearch", "TargetView",
+           "compare", "explore", "perturb", "save_html"]

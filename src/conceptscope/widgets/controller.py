@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..engine import CompositionNode, ConceptScore, Explanation
+from ..engine import CompositionNode, ConceptScore, Contrast, Explanation
 from ..render import picture_of
 from ._arrays import as_image
 
@@ -38,15 +38,16 @@ Picture = np.ndarray | torch.Tensor  # uint8 (H, W, 3)
 @dataclass(frozen=True)
 class Subject:
     """What is explained: the model ``image`` (C, H, W), the ``picture`` shown (uint8 H, W, 3), the
-    ``target`` (None: the predicted class) and a ``digest`` of the image for cache keys."""
+    ``target`` (a class, a :class:`Contrast` of two, or None: the predicted class) and a ``digest`` of the image for
+    cache keys."""
 
     image: torch.Tensor
     picture: np.ndarray
-    target: int | None
+    target: int | Contrast | None
     digest: str
 
     @property
-    def key(self) -> tuple[str, int | None]:
+    def key(self) -> tuple[str, int | Contrast | None]:
         return self.digest, self.target
 
 
@@ -91,11 +92,17 @@ class Controller:
         digest = hashlib.blake2b(tensor.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
         return Subject(tensor, picture, target, digest)
 
-    def _check_target(self, target: int | None) -> None:
+    def _check_target(self, target: int | Contrast | None) -> None:
         if target is None:
             return
+        if isinstance(target, Contrast):
+            if target.a == target.b:
+                raise ValueError(f"a contrast needs two different classes, got {target.a!r} rather than {target.b!r}")
+            for index in (target.a, target.b):
+                self._check_target(index)
+            return
         if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
-            raise ValueError(f"target must be a class index or None; got {target!r}")
+            raise ValueError(f"target must be a class index, a Contrast of two or None; got {target!r}")
         if self.classes is not None and not 0 <= target < len(self.classes):
             raise ValueError(f"target {target} is not a class (0..{len(self.classes) - 1})")
 
@@ -103,11 +110,17 @@ class Controller:
         """Explain a new input (target: None for the predicted class)."""
         self._changed(self._subject(image, picture, target))
 
-    def set_target(self, target: int | None) -> None:
-        """Explain the same input for another class (None: the predicted one)."""
+    def set_target(self, target: int | None, versus: int | None = None) -> None:
+        """Explain the same input for another class (None: the predicted one), or with ``versus`` for ``target``
+        rather than ``versus`` (a :class:`Contrast` of the logit difference)."""
+        if versus is not None:
+            if target is None:
+                raise ValueError("a contrast needs the class explained: give target as well as versus")
+            target = Contrast(int(target), int(versus))
         self._check_target(target)
         subject = self.subject
-        self._changed(Subject(subject.image, subject.picture, None if target is None else int(target), subject.digest))
+        target = None if target is None else target if isinstance(target, Contrast) else int(target)
+        self._changed(Subject(subject.image, subject.picture, target, subject.digest))
 
     # -- engine queries (called on the worker thread) ----------------------------------------------
     def explanation(self, subject: Subject | None = None) -> Explanation:
@@ -125,15 +138,18 @@ class Controller:
         return self.classes[index] if self.classes is not None else f"class {index}"
 
     def predictions(self, k: int = 5) -> dict[str, Any]:
-        """The explained ``target``, the ``predicted`` class, the ``k`` most probable classes (``top``:
-        [{index, name, probability}]) and the names of all ``classes``."""
+        """The explained ``target`` (and for a contrast the class ``versus``, else -1), the ``predicted`` class, the
+        ``k`` most probable classes (``top``: [{index, name, probability}]) and the names of all ``classes``."""
         explanation = self.explanation()
         probabilities = torch.softmax(explanation.logits.detach().float().cpu(), 0)
         values, indices = probabilities.topk(min(k, probabilities.numel()))
         top = [{"index": int(i), "name": self.class_name(int(i)), "probability": float(p)}
                for p, i in zip(values, indices)]
         classes = [self.class_name(i) for i in range(probabilities.numel())]
-        return {"target": explanation.target, "predicted": top[0]["index"], "top": top, "classes": classes}
+        target = explanation.target
+        contrast = isinstance(target, Contrast)
+        return {"target": target.a if contrast else target, "versus": target.b if contrast else -1,
+                "predicted": top[0]["index"], "top": top, "classes": classes}
 
     def default_layer(self) -> str:
         """The last recorded layer with spatial output (the last convolution), else the last layer."""

@@ -99,10 +99,10 @@ class Explorer(ipywidgets.VBox):
             self.heatmap.region = []  # a region drawn on the old image means nothing on the new one
             self.controller.set_input(sample.image, sample.picture)
 
-    def set_target(self, target: int | None) -> None:
-        """Explain the class ``target`` (None: the predicted class)."""
+    def set_target(self, target: int | None, versus: int | None = None) -> None:
+        """Explain the class ``target`` (None: the predicted class), or ``target`` rather than ``versus``."""
         with self._worker.lock:
-            self.controller.set_target(target)
+            self.controller.set_target(target, versus)
 
     def _full_heatmap(self) -> np.ndarray:
         return self.controller.explanation().heatmap.detach().float().cpu().numpy()

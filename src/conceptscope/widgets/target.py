@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 class TargetView(RequestWidget):
     """The ``k`` most probable classes (bars) and the explained ``target``; choosing another class
-    (a bar or the dropdown) explains the input for that class.
+    (a bar or the dropdown) explains the input for that class, and choosing a class in "rather than"
+    (``versus``) explains the target rather than that class (the difference of the two logits).
 
     Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
     """
@@ -27,6 +28,7 @@ class TargetView(RequestWidget):
     predictions = traitlets.List(traitlets.Dict(),
                                  help="[{index, name, probability}] of the top classes.").tag(sync=True)
     target = traitlets.Int(-1, help="The explained class.").tag(sync=True)
+    versus = traitlets.Int(-1, help="The class the target is contrasted with (-1: none).").tag(sync=True)
     predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
     k = traitlets.Int(5, min=1, help="How many top classes are shown.").tag(sync=True)
 
@@ -45,11 +47,26 @@ class TargetView(RequestWidget):
     def _state(self) -> dict[str, Any]:
         found = self.controller.predictions(self.k)
         return {"classes": found["classes"], "predictions": found["top"], "target": found["target"],
-                "predicted": found["predicted"]}
+                "versus": found["versus"], "predicted": found["predicted"]}
+
+    def _check_class(self, index: int, what: str) -> None:
+        if not 0 <= index < len(self.classes):
+            raise ProtocolError(f"{what} {index} is not a class (0..{len(self.classes) - 1})")
 
     @request("target", target=int)
     def _on_target(self, target: int) -> dict[str, Any]:
-        if not 0 <= target < len(self.classes):
-            raise ProtocolError(f"target {target} is not a class (0..{len(self.classes) - 1})")
+        self._check_class(target, "target")
         self.controller.set_target(None if target == self.predicted else target)
         return {"type": "target_set", "target": target}
+
+    @request("contrast", target=int, versus=int)
+    def _on_contrast(self, target: int, versus: int) -> dict[str, Any]:
+        """Explain ``target`` rather than ``versus`` (-1: the target alone)."""
+        self._check_class(target, "target")
+        if versus == -1:
+            return self._on_target(target)
+        self._check_class(versus, "versus")
+        if versus == target:
+            raise ProtocolError(f"a contrast needs two different classes, got {target} rather than {versus}")
+        self.controller.set_target(target, versus)
+        return {"type": "target_set", "target": target, "versus": versus}
