@@ -8,6 +8,8 @@ from .engine import (
     Contrast,
     Explainer,
     Explanation,
+    Output,
+    Region,
     RelevanceConservationWarning,
     RelevanceError,
     UnsupportedOperationError,
@@ -23,9 +25,9 @@ from .world import load_world
 
 __all__ = [
     "Atlas", "AtlasMismatchError", "CanonizationError", "CanonizationWarning", "ChannelConcept", "Contrast",
-    "Explainer", "Explanation", "FoundationUnavailableError", "MissingBundleError", "ProtocolError",
-    "RelevanceConservationWarning", "RelevanceError", "SemanticLens", "UnknownLayerError", "UnsupportedOperationError",
-    "UnsupportedRuleError", "UntraceableModelError", "WeightsUnavailableError", "compare", "evaluate", "explore",
-    "load_world", "methods", "models", "perturb", "semantics"
+    "Explainer", "Explanation", "FoundationUnavailableError", "MissingBundleError", "Output", "ProtocolError",
+    "Region", "RelevanceConservationWarning", "RelevanceError", "SemanticLens", "UnknownLayerError",
+    "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError", "WeightsUnavailableError", "compare",
+    "evaluate", "explore", "load_world", "methods", "models", "perturb", "semantics"
 ]
 __version__ = "0.1.0"

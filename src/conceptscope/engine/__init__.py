@@ -12,8 +12,8 @@ from .errors import (
 from .explainer import Attribution, Explainer
 from .explanation import ConceptScore, Explanation
 from .rules import UnsupportedRuleError
-from .targets import Contrast
+from .targets import Contrast, Output, Region
 
 __all__ = ["Attribution", "CanonizationError", "CanonizationWarning", "ChannelConcept", "CompositionNode",
-           "ConceptScore", "Contrast", "Explainer", "Explanation", "RelevanceConservationWarning", "RelevanceError",
-           "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError"]
+           "ConceptScore", "Contrast", "Explainer", "Explanation", "Output", "Region", "RelevanceConservationWarning",
+           "RelevanceError", "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError"]

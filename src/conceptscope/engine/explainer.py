@@ -23,7 +23,7 @@ from .concepts import ChannelConcept
 from .explanation import Explanation, pixel_relevance, relevance_from_logits
 from .inputs import as_batch
 from .relevance_model import RelevanceModel
-from .targets import Target, Targets, resolve_targets
+from .targets import Target, Targets, resolve_targets, target_key
 
 Images = torch.Tensor | np.ndarray  # one image (C, H, W) or a batch (B, C, H, W), normalised floats
 Layers = str | Sequence[str]
@@ -177,7 +177,7 @@ class Explainer:
             if batch.shape[0] != 1:
                 raise ValueError(f"explain takes one image, got a batch of {batch.shape[0]}; use heatmap() for batches")
             key = (hashlib.blake2b(batch.cpu().numpy().tobytes(), digest_size=16).hexdigest(),
-                   tuple(batch.shape), repr(target))
+                   tuple(batch.shape), target_key(target))
             cached = self._cache.get(key)
             if cached is not None and set(names) <= set(cached.layers):
                 self._cache.move_to_end(key)

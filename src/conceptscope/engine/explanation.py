@@ -31,7 +31,7 @@ def relevance_from_logits(relevance_model, trace, logits, targets, collect, to_i
     initial = initial_relevance(logits, targets)
     found = relevance_model.propagate(trace, relevance_model.node_of_output, initial, collect, to_input=to_input)
     if to_input:
-        check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1), logits.abs().mean(1))
+        check_heatmaps(found[relevance_model.input_node], initial.flatten(1).sum(1), logits.abs().flatten(1).mean(1))
     return found
 
 

@@ -64,6 +64,17 @@ def _structure(value):
     return "one tensor" if isinstance(value, torch.fx.Node) else repr(value)
 
 
+def _untraceable_hint(model):
+    """What to do about a model fx cannot trace; torchvision's detectors get the reason by name."""
+    if type(model).__module__.startswith("torchvision.models.detection"):
+        return ("torchvision's detectors (Faster/Mask/Keypoint R-CNN, RetinaNet, FCOS, SSD) resize a list of images, "
+                "decode boxes and run non-maximum suppression inside forward(): data-dependent control flow with no "
+                "relevance rule. Explain a single-stage detector whose forward returns its dense outputs before "
+                "decoding and NMS (scores and box offsets per location, like the shapes world's detector) with "
+                "cs.Output(index) for one detection's score or coordinate")
+    return "Models without data-dependent control flow in forward() trace; see torch.fx's limitations."
+
+
 class _Tracer(torch.fx.Tracer):
     """fx tracer that keeps rule modules whole and remembers which node holds each module's output."""
 
@@ -117,7 +128,7 @@ class RelevanceModel:
         except Exception as error:  # fx raises many types; all mean "cannot trace"
             raise UntraceableModelError(
                 f"conceptscope traces models with torch.fx, which failed for {type(model).__name__}: {error}. "
-                "Models without data-dependent control flow in forward() trace; see torch.fx's limitations."
+                f"{_untraceable_hint(model)}"
             ) from error
         out_of_place(self.graph)
         self.nodes = list(self.graph.nodes)

@@ -1,16 +1,22 @@
-"""What an explanation starts from: one class's logit, or "class A rather than class B" (a contrast).
+"""What an explanation starts from: one class's logit, "class A rather than class B" (a contrast), a class inside a
+region of a dense (segmentation) output, or one element of any output (e.g. one detection's score).
 
-A target is given as a class index (an int, or a 0-d / one-element integer tensor or array), a class name where the
-explainer knows the names, a :class:`Contrast`, or one of these per image. :func:`resolve_targets` checks them
-against the logits; :func:`initial_relevance` turns them into the relevance LRP starts from at the output.
+For class logits (B, classes), a target is a class index (an int, or a 0-d / one-element integer tensor or array), a
+class name where the explainer knows the names, a :class:`Contrast`, or one of these per image. Dense outputs (B,
+classes, H, W) take a :class:`Region`, and any output an :class:`Output`. :func:`resolve_targets` checks them against
+the output; :func:`initial_relevance` turns them into the relevance LRP starts from (L-CRP's initial relevance for
+regions and detections: the output itself where the target selects it, zero elsewhere).
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 KINDS = ("difference", "softmax")
 
@@ -34,7 +40,32 @@ class Contrast:
             raise ValueError(f"unknown contrast kind {self.kind!r}; choose one of {', '.join(KINDS)}")
 
 
-Target = int | str | Contrast | None
+@dataclass(frozen=True, eq=False)
+class Region:
+    """Explain class ``cls`` of a dense output (B, classes, H, W) inside a region: the sum of that class's output over
+    ``mask`` (a bool (H, W) array of the output's size, or of another size, e.g. the input's, pooled onto the output's
+    grid as covered fractions), or over the pixels where the model predicts ``cls`` when ``mask`` is None (L-CRP)."""
+
+    cls: int | str
+    mask: Any = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """Explain one element of the model's output for each image: ``index`` into the per-image output, e.g.
+    ``Output((n, 4 + c))`` for the class-c score of detection n of a single-stage detector returning (B, N, 4 +
+    classes), or ``Output((c, y, x))`` for one cell of a dense score map."""
+
+    index: tuple
+
+    def __post_init__(self):
+        index = (self.index,) if isinstance(self.index, (int, np.integer)) else tuple(self.index)
+        if not index or any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) for i in index):
+            raise TypeError(f"Output index must be a tuple of ints into the per-image output, got {self.index!r}")
+        object.__setattr__(self, "index", tuple(int(i) for i in index))
+
+
+Target = int | str | Contrast | Region | Output | None
 Targets = Target | Sequence[Target] | torch.Tensor | np.ndarray
 
 
@@ -73,37 +104,87 @@ def _one(value, classes, names):
     return _class_index(value, classes, names)
 
 
-def resolve_targets(target: Targets, logits: torch.Tensor, names: Sequence[str] | None = None) -> list[int | Contrast]:
-    """One checked target per sample: a class index or a :class:`Contrast` of indices; None explains each sample's
-    predicted class. ``names`` (optional) are the class names a target may be given by."""
-    if logits.dim() != 2:
-        raise ValueError(f"the model's output has shape {tuple(logits.shape)}, not (batch, classes): conceptscope "
-                         "explains class logits. For a dict or tuple output pick the logits with Explainer(model, "
-                         "output=...); per-pixel outputs (segmentation) are not supported yet")
-    batch, classes = logits.shape
+def _region(region, output, names):
+    """A :class:`Region` with a class index and a float mask (H, W) on ``output``'s grid (one image: classes, H, W)."""
+    cls = _class_index(region.cls, output.shape[0], names)
+    if region.mask is None:
+        mask = output.argmax(0) == cls
+        if not mask.any():
+            raise ValueError(f"the model predicts class {region.cls!r} nowhere in this image, so there is no "
+                             "predicted region to explain; give Region(cls, mask) with a mask")
+    else:
+        mask = region.mask.detach() if isinstance(region.mask, torch.Tensor) else torch.from_numpy(np.asarray(
+            region.mask))
+        if mask.dim() != 2 or mask.dtype != torch.bool:
+            raise ValueError(f"a Region's mask must be a bool (H, W) array, got {mask.dtype} of shape "
+                             f"{tuple(mask.shape)}")
+        if not mask.any():
+            raise ValueError("a Region's mask is empty: it selects no pixel of the output to explain")
+    mask = mask.to(output.device, output.dtype)
+    if tuple(mask.shape) != tuple(output.shape[1:]):
+        mask = F.adaptive_avg_pool2d(mask[None, None], output.shape[1:])[0, 0] if all(
+            m >= o for m, o in zip(mask.shape, output.shape[1:])) else F.interpolate(
+            mask[None, None], size=tuple(output.shape[1:]), mode="nearest")[0, 0]
+    return Region(cls, mask)
+
+
+def _output(target, output):
+    if len(target.index) != output.dim() or any(not -n <= i < n for i, n in zip(target.index, output.shape)):
+        raise ValueError(f"Output index {target.index} does not point into the per-image output of shape "
+                         f"{tuple(output.shape)}")
+    return target
+
+
+def resolve_targets(target: Targets, logits: torch.Tensor, names: Sequence[str] | None = None) -> list:
+    """One checked target per sample — a class index, a :class:`Contrast` of indices, a :class:`Region` with its mask
+    on the output's grid, or an :class:`Output` — for an output ``logits`` (B, ...); None explains each sample's
+    predicted class (class logits only). ``names`` (optional) are the class names a class may be given by."""
+    if logits.dim() < 2:
+        raise ValueError(f"the model's output has shape {tuple(logits.shape)}: conceptscope explains outputs with a "
+                         "batch axis and at least one more (batch, classes, ...)")
+    batch, classes = logits.shape[:2]
+    dense = logits.dim() > 2
     names = None if names is None else list(names)
     if names is not None and len(names) != classes:
         raise ValueError(f"{len(names)} class names were given for a model with {classes} classes")
-    if target is None:
+    if target is None and not dense:
         return logits.argmax(1).tolist()
-    single = (isinstance(target, (int, np.integer, str, Contrast))
+    single = (target is None or isinstance(target, (int, np.integer, str, Contrast, Region, Output))
               or isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim == 0)
     if single:
-        return [_one(target, classes, names)] * batch
-    if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim > 1:
+        targets = [target] * batch
+    elif isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim > 1:
         raise ValueError(f"targets must be one class per image, got a tensor of shape {tuple(target.shape)}")
-    if not isinstance(target, (Sequence, torch.Tensor, np.ndarray)):
+    elif not isinstance(target, (Sequence, torch.Tensor, np.ndarray)):
         raise TypeError(f"a target must be a class index (int), a class name, a Contrast or one of these per image, "
                         f"got {type(target).__name__} {target!r}")
-    targets = target.tolist() if isinstance(target, (torch.Tensor, np.ndarray)) else list(target)
+    else:
+        targets = target.tolist() if isinstance(target, (torch.Tensor, np.ndarray)) else list(target)
     if len(targets) != batch:
         raise ValueError(f"got {len(targets)} targets for {batch} images")
-    return [_one(t, classes, names) for t in targets]
+    resolved = []
+    for row, one in enumerate(targets):
+        if isinstance(one, Output):
+            resolved.append(_output(one, logits[row]))
+        elif dense and isinstance(one, Region) and logits.dim() == 4:
+            resolved.append(_region(one, logits[row], names))
+        elif dense:
+            raise ValueError(
+                f"the model's output has shape {tuple(logits.shape)}: a dense (e.g. per-pixel) output needs a target "
+                "that says what to explain — cs.Region(cls, mask) for a class inside a region of a (B, classes, H, "
+                f"W) output, or cs.Output(index) for one element (e.g. a detection's score); got {one!r}")
+        elif isinstance(one, Region):
+            raise ValueError(f"a Region explains a class inside a region of a dense (B, classes, H, W) output; this "
+                             f"model's output has shape {tuple(logits.shape)}: give a class index")
+        else:
+            resolved.append(_one(one, classes, names))
+    return resolved
 
 
-def initial_relevance(logits: torch.Tensor, targets: Sequence[int | Contrast]) -> torch.Tensor:
-    """The relevance LRP starts from at the output (B, classes): the target logit (zero elsewhere) for a class, and
-    the pair's relevance for a :class:`Contrast` (see its kinds)."""
+def initial_relevance(logits: torch.Tensor, targets: Sequence) -> torch.Tensor:
+    """The relevance LRP starts from at the output (B, ...): the target logit (zero elsewhere) for a class; the pair's
+    relevance for a :class:`Contrast` (see its kinds); the class's output inside the mask for a :class:`Region`; the
+    element for an :class:`Output`."""
     initial = torch.zeros_like(logits)
     rows = torch.arange(len(targets), device=logits.device)
     if all(isinstance(t, int) for t in targets):
@@ -112,6 +193,10 @@ def initial_relevance(logits: torch.Tensor, targets: Sequence[int | Contrast]) -
     for row, target in enumerate(targets):
         if isinstance(target, int):
             initial[row, target] = logits[row, target]
+        elif isinstance(target, Region):
+            initial[row, target.cls] = logits[row, target.cls] * target.mask
+        elif isinstance(target, Output):
+            initial[row][target.index] = logits[row][target.index]
         elif target.kind == "difference":
             initial[row, target.a] = logits[row, target.a]
             initial[row, target.b] = -logits[row, target.b]
@@ -123,10 +208,9 @@ def initial_relevance(logits: torch.Tensor, targets: Sequence[int | Contrast]) -
     return initial
 
 
-def describe(target: int | Contrast, names: Sequence[str] | None = None) -> str:
-    """A readable name of a resolved target: the class name (or "class i"), or "A rather than B"."""
-    def name(index):
-        return names[index] if names is not None else f"class {index}"
-    if isinstance(target, Contrast):
-        return f"{name(target.a)} rather than {name(target.b)}"
-    return name(target)
+def target_key(target) -> str:
+    """A cache key of a target as given (masks by their content)."""
+    if isinstance(target, Region) and target.mask is not None:
+        mask = target.mask.detach().cpu().numpy() if isinstance(target.mask, torch.Tensor) else np.asarray(target.mask)
+        return f"Region({target.cls!r}, {hashlib.blake2b(mask.tobytes(), digest_size=16).hexdigest()}{mask.shape})"
+    return repr(target)
