@@ -4,7 +4,8 @@ from .foundation import FoundationModel, FoundationUnavailableError, OpenClip, c
 from .lens import SemanticLens
 from .references import CROPS
 from .results import Audit, AuditedConcept, Comparison, ConceptLabel, ConceptPair, LayerAudit, LayerScores, SearchHit
+from .text_match import TextMatch
 
 __all__ = ["Audit", "AuditedConcept", "CROPS", "Comparison", "ConceptLabel", "ConceptPair", "FoundationModel",
            "FoundationUnavailableError", "LayerAudit", "LayerEmbeddings", "LayerScores", "OpenClip", "SearchHit",
-           "SemanticLens", "clip"]
+           "SemanticLens", "TextMatch", "clip"]
