@@ -35,7 +35,8 @@ def red_circles(world):
 def test_similarities_are_clip_s_cosines(match, clip, red_circles):
     images = red_circles[0][:8]
     with torch.no_grad():
-        expected = F.normalize(clip.model.encode_image(images), dim=-1) @ F.normalize(clip.encode_texts(TEXTS), dim=-1).T
+        texts = F.normalize(clip.encode_texts(TEXTS), dim=-1)
+        expected = F.normalize(clip.model.encode_image(images), dim=-1) @ texts.T
         torch.testing.assert_close(match(images), expected, rtol=0, atol=1e-5)
     # and the world's preprocessing is CLIP's
     torch.testing.assert_close(match.preprocess([np.zeros((64, 64, 3), np.uint8)]), clip.preprocess(
