@@ -16,7 +16,7 @@ PACKAGE = "conceptscope"
 #: the floor of each part of the package: a module imports its own part and parts on lower floors only. The root
 #: module ``errors`` (importing nothing) is below everything; ``models`` and ``render`` are the ground floor; ``world``
 #: is the kit on top (nothing imports it)
-FLOORS = {"errors": -1, "models": 0, "render": 0, "engine": 1, "atlas": 2, "methods": 2, "semantics": 3,
+FLOORS = {"errors": -1, "models": 0, "render": 0, "engine": 1, "plot": 1, "atlas": 2, "methods": 2, "semantics": 3,
           "evaluation": 3, "widgets": 4, "world": 5}
 
 

@@ -1,5 +1,5 @@
 """conceptscope: concept-level explanations of PyTorch vision models (LRP, CRP, reference samples, SemanticLens)."""
-from . import methods, models, semantics
+from . import methods, models, plot, semantics
 from .atlas import Atlas
 from .engine import (
     CanonizationError,
@@ -28,6 +28,6 @@ __all__ = [
     "Explainer", "Explanation", "FoundationUnavailableError", "MissingBundleError", "Output", "ProtocolError",
     "Region", "RelevanceConservationWarning", "RelevanceError", "SemanticLens", "UnknownLayerError",
     "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError", "WeightsUnavailableError", "compare",
-    "evaluate", "explore", "load_world", "methods", "models", "perturb", "semantics"
+    "evaluate", "explore", "load_world", "methods", "models", "perturb", "plot", "semantics"
 ]
 __version__ = "0.1.0"

@@ -28,7 +28,8 @@ COLORMAPS: tuple[str, ...] = ("bwr", "seismic", "coolwarm", "coldnhot")
 """Names accepted by :func:`relevance_to_rgba`; the first is the default."""
 
 
-def _colormap(name: str) -> Colormap:
+def colormap(name: str) -> Colormap:
+    """The matplotlib colormap called ``name`` (one of :data:`COLORMAPS`; "coldnhot" is zennit's)."""
     if name == "coldnhot":
         return _COLDNHOT
     return _mpl_colormaps[name]
@@ -39,13 +40,16 @@ def colour_table(name: str) -> np.ndarray:
     """RGBA uint8 table of ``2*128+1`` entries; entry 128 is the colour of zero relevance."""
     if name not in COLORMAPS:
         raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(COLORMAPS)}")
-    table = _colormap(name).resampled(_LUT_SIZE)(np.arange(_LUT_SIZE), bytes=True)
+    table = colormap(name).resampled(_LUT_SIZE)(np.arange(_LUT_SIZE), bytes=True)
     table.setflags(write=False)
     return table
 
 
-def relevance_to_rgba(relevance: np.ndarray, cmap: str = "bwr", vmax: float | None = None) -> np.ndarray:
-    """Map a 2-D relevance array to an opaque RGBA uint8 image (H, W, 4).
+def relevance_to_rgba(relevance: np.ndarray, cmap: str = "bwr", vmax: float | None = None,
+                      alpha: bool = False) -> np.ndarray:
+    """Map a 2-D relevance array to an RGBA uint8 image (H, W, 4): opaque, or with ``alpha=True`` as transparent as
+    the relevance is small (alpha = sqrt(|relevance| / vmax): zero relevance leaves what lies below untouched, and the
+    square root keeps a tenth of the maximum visible).
 
     ``vmax`` fixes the scale (e.g. to compare several maps); by default it is ``max |relevance|``.
     An all-zero map (or ``vmax == 0``) is drawn entirely in the centre colour.
@@ -60,4 +64,7 @@ def relevance_to_rgba(relevance: np.ndarray, cmap: str = "bwr", vmax: float | No
         raise ValueError(f"vmax must be a finite non-negative number; got {vmax!r}")
     unit = np.clip(rel / scale, -1.0, 1.0) if scale > 0 else np.zeros_like(rel)
     index = _HALF + np.rint(unit * _HALF).astype(np.intp)
-    return colour_table(cmap)[index]
+    rgba = colour_table(cmap)[index]
+    if alpha:
+        rgba[..., 3] = np.rint(np.sqrt(np.abs(unit)) * 255).astype(np.uint8)
+    return rgba

@@ -20,8 +20,8 @@ def shrink(relevance: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rel).resize(shape, Image.Resampling.BOX))
 
 
-def heatmap_png(relevance: np.ndarray, cmap: str = "bwr", size: int | None = None) -> bytes:
+def heatmap_png(relevance: np.ndarray, cmap: str = "bwr", size: int | None = None, alpha: bool = False) -> bytes:
     """PNG bytes of ``relevance`` mapped through the diverging colormap ``cmap`` (centred at zero), shrunk
-    to at most ``size`` pixels on its longer side when given."""
+    to at most ``size`` pixels on its longer side when given; ``alpha=True``: opacity grows with |relevance|."""
     rel = relevance if size is None else shrink(relevance, size)
-    return encode_png(relevance_to_rgba(rel, cmap))
+    return encode_png(relevance_to_rgba(rel, cmap, alpha=alpha))
