@@ -15,7 +15,7 @@ const CSS = `
 .cs-concepts li { display: flex; align-items: center; gap: 6px; padding: 2px 4px; cursor: pointer; border-radius: 3px; }
 .cs-concepts li:hover { background: #eceff1; }
 .cs-concepts li[aria-selected="true"] { background: #ffe0b2; }
-.cs-concepts .cs-thumb { width: 40px; height: 40px; image-rendering: pixelated; }
+.cs-concepts .cs-thumb { width: 56px; height: 56px; object-fit: contain; image-rendering: pixelated; }
 .cs-concepts .cs-name { width: 110px; }
 .cs-concepts .cs-bar { width: 90px; height: 8px; background: #eceff1; }
 .cs-concepts .cs-bar span { display: block; height: 100%; background: #e53935; }

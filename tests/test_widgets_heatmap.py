@@ -48,7 +48,7 @@ def click(view, **message):
 def test_traits_hold_png_of_image_and_colormapped_relevance(image, relevance):
     view = HeatmapView(image, relevance, colormap="seismic", opacity=0.3)
     np.testing.assert_array_equal(decode(view.image_png), image)
-    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(relevance, "seismic"))
+    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(relevance, "seismic", alpha=True))
     assert (view.colormap, view.opacity) == ("seismic", 0.3)
     assert view.colormaps[0] == "bwr" and "coldnhot" in view.colormaps
     assert view.last_result == {}
@@ -88,12 +88,12 @@ def test_rejects_bad_inputs(image, relevance, make_image, make_relevance, kwargs
 
 def test_colormap_change_recolours(view, relevance):
     view.colormap = "coldnhot"
-    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(relevance, "coldnhot"))
+    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(relevance, "coldnhot", alpha=True))
 
 
 def test_set_heatmap_rerenders_and_answers_with_new_values(view, relevance):
     view.set_heatmap(-2 * relevance)
-    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(-2 * relevance, "bwr"))
+    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(-2 * relevance, "bwr", alpha=True))
     reply = click(view, type="pixel", id=1, x=3, y=4)
     assert reply["value"] == pytest.approx(-2 * float(relevance[4, 3]))
     with pytest.raises(ValueError, match="shape"):
@@ -205,5 +205,5 @@ def test_requests_from_another_thread_see_consistent_state(image):
     assert all(r["type"] == "pixel_result" for r in replies) and len(replies) > 0
     assert values <= {s * float(k) for k in range(1, 6) for s in (1, -1)}
     final = view.relevance
-    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(final, view.colormap))
-    assert view.heatmap_png == encode_png(relevance_to_rgba(final, view.colormap))
+    np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(final, view.colormap, alpha=True))
+    assert view.heatmap_png == encode_png(relevance_to_rgba(final, view.colormap, alpha=True))

@@ -11,7 +11,7 @@ import conceptscope as cs
 from conceptscope.atlas import Atlas
 from conceptscope.render import heatmap_png
 from conceptscope.widgets import CompositionTree, ConceptList, Controller, HeatmapView, NeuronGallery, TargetView
-from conceptscope.widgets.concepts import THUMBNAIL
+from conceptscope.widgets.concepts import THUMBNAIL, thumbnail
 
 LAYER = "features.15"
 
@@ -109,7 +109,7 @@ def test_controller_rejects_bad_inputs(xp, image):
         Controller(xp, image, picture=np.zeros((32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="target 9 is not a class"):
         Controller(xp, image, target=9, classes=list("abcdefg"))
-    with pytest.raises(ValueError, match="class index or None"):
+    with pytest.raises(ValueError, match="class index, a Contrast of two or None"):
         Controller(xp, image).set_target("cat")
 
 
@@ -158,10 +158,10 @@ def test_concept_map_is_shown_recoloured_and_answers_pixels(heatmap):
     concept = np.linspace(-1, 1, 32 * 48, dtype=np.float32).reshape(32, 48)
     heatmap.set_concept(concept, "features.15 #3")
     assert (heatmap.show, heatmap.concept_label) == ("concept", "features.15 #3")
-    assert heatmap.concept_png == heatmap_png(concept, "bwr")
+    assert heatmap.concept_png == heatmap_png(concept, "bwr", alpha=True)
     assert deliver(heatmap, type="pixel", id=1, x=47, y=31)["value"] == pytest.approx(1.0)
     heatmap.colormap = "seismic"
-    assert heatmap.concept_png == heatmap_png(concept, "seismic")
+    assert heatmap.concept_png == heatmap_png(concept, "seismic", alpha=True)
     heatmap.show = "heatmap"
     assert deliver(heatmap, type="pixel", id=2, x=47, y=31)["value"] == float(heatmap.relevance[31, 47])
     with pytest.raises(ValueError, match="shape"):
@@ -183,10 +183,22 @@ def test_concept_list_shows_top_concepts_with_thumbnails(concepts, xp, image):
         [(s.channel, s.relevance, s.share) for s in expected]
     maps = explanation.conditional_heatmaps(LAYER, [s.channel for s in expected]).numpy()
     for concept, relevance in zip(concepts.concepts, maps):
-        thumbnail = decode(concept["thumbnail"])
-        assert thumbnail.shape == (THUMBNAIL, THUMBNAIL, 4)
-        np.testing.assert_array_equal(thumbnail, decode(heatmap_png(relevance, "bwr")))
+        shown = decode(concept["thumbnail"])
+        assert max(shown.shape[:2]) == THUMBNAIL and shown.shape[2] == 3
+        assert concept["thumbnail"] == thumbnail(concepts.controller.subject.picture, relevance)
     assert "thumbnail" in concepts.get_state()["concepts"][0]  # bytes, sent as a binary buffer
+
+
+def test_a_thumbnail_shows_the_concept_where_it_lies_on_the_image():
+    picture = np.full((64, 64, 3), 40, np.uint8)
+    relevance = np.zeros((64, 64))
+    relevance[40:48, 8:16] = 1.0  # the concept lies in one small square
+    shown = decode(thumbnail(picture, relevance))
+    assert shown.shape == (THUMBNAIL, THUMBNAIL, 3)
+    middle = shown[THUMBNAIL // 2, THUMBNAIL // 2].astype(int)
+    assert middle[0] > 150 and middle[1] < 100  # red: the square, enlarged to the thumbnail's centre
+    assert shown[0, 0].tolist() == [40, 40, 40]  # the image around it, untouched
+    np.testing.assert_array_equal(decode(thumbnail(picture, np.zeros((64, 64)))), picture)  # nothing: whole image
 
 
 def test_layer_request_lists_that_layers_concepts(concepts, xp, image):
@@ -317,7 +329,7 @@ def test_tree_shows_the_concept_and_its_sub_concepts(tree, xp, image, data):
     expected = xp.composition(image, LAYER, 3, depth=1, top=3).to_dict()
     assert tree.tree == expected and tree.selected == [[LAYER, 3]]
     relevance = xp.explain(image).conditional_heatmaps(LAYER, [3])[0].numpy()
-    assert tree.heatmap_png == heatmap_png(relevance, "bwr")
+    assert tree.heatmap_png == heatmap_png(relevance, "bwr", alpha=True)
     np.testing.assert_array_equal(decode(tree.image_png), Controller(xp, image).subject.picture)
 
 
@@ -329,7 +341,7 @@ def test_expand_request_computes_the_node_children(tree, xp, image):
     assert tree.tree["children"][0]["children"] is None  # only the clicked node was expanded
     assert tree.selected == child
     conditions = {layer: [channel] for layer, channel in child}
-    assert tree.heatmap_png == heatmap_png(xp.conditional_heatmap(image, conditions).numpy(), "bwr")
+    assert tree.heatmap_png == heatmap_png(xp.conditional_heatmap(image, conditions).numpy(), "bwr", alpha=True)
 
 
 @pytest.mark.parametrize("path, error", [

@@ -5,23 +5,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import traitlets
+from PIL import Image
 
+from ..atlas.crop import crop, relevant_box
 from ..errors import UnknownLayerError
-from ..render import COLORMAPS, heatmap_png
+from ..render import COLORMAPS, encode_png, overlay, relevance_to_rgba
 from ._protocol import ProtocolError, RequestWidget, request
 from .controller import Controller, ModelInput, Picture
 
 if TYPE_CHECKING:
     from ..engine import Explainer
 
-THUMBNAIL = 64  # longest side of a concept's thumbnail heatmap, in pixels
+THUMBNAIL = 64  # longest side of a concept's thumbnail, in pixels
+
+
+def thumbnail(picture: np.ndarray, relevance: np.ndarray, colormap: str = "bwr", size: int = THUMBNAIL) -> bytes:
+    """PNG of a concept on the image: ``relevance`` (its conditional heatmap) over ``picture``, as opaque as it is
+    strong, cropped to where half its positive relevance lies (the whole image if it has none), scaled to ``size``."""
+    shown = overlay(picture, relevance_to_rgba(relevance, colormap, alpha=True), 0.8)
+    box = relevant_box(relevance)
+    part = Image.fromarray(shown if box is None else crop(shown, box))
+    scale = size / max(part.size)
+    return encode_png(np.asarray(part.resize((max(1, round(part.width * scale)), max(1, round(part.height * scale))),
+                                             Image.Resampling.NEAREST)))
 
 
 class ConceptList(RequestWidget):
     """The top ``k`` concepts of ``layer`` (a dropdown of the model's layers) with their relevance shares
-    (bars) and a thumbnail of each conditional heatmap; clicking one sets ``selected`` and calls the
-    ``on("select", callback)`` callbacks with its layer and channel (also when it was selected already).
+    (bars) and a thumbnail of each: its conditional heatmap on the image, cropped to where it lies;
+    clicking one sets ``selected`` and calls the ``on("select", callback)`` callbacks with its layer and channel
+    (also when it was selected already).
 
     Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
     With ``region`` ([x0, y0, x1, y1]) the ranking counts only relevance inside that box.
@@ -64,9 +79,10 @@ class ConceptList(RequestWidget):
         layer = layer or controller.default_layer()
         scores = controller.top_concepts(layer, self.k, self.region or None)
         maps = controller.conditional(layer, [s.channel for s in scores]) if scores else []
+        picture = controller.subject.picture
         concepts = [
             {"layer": s.layer, "channel": s.channel, "relevance": s.relevance, "share": s.share,
-             "thumbnail": heatmap_png(m, self.colormap, THUMBNAIL)}
+             "thumbnail": thumbnail(picture, m, self.colormap)}
             for s, m in zip(scores, maps)
         ]
         return {"layer": layer, "concepts": concepts}

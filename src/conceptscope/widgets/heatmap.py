@@ -87,12 +87,12 @@ class HeatmapView(RequestWidget):
     @traitlets.observe("relevance")
     def _encode_heatmap(self, change: dict) -> None:
         with self._lock:
-            self.heatmap_png = heatmap_png(change["new"], self.colormap)
+            self.heatmap_png = heatmap_png(change["new"], self.colormap, alpha=True)
 
     @traitlets.observe("concept_relevance")
     def _encode_concept(self, change: dict) -> None:
         with self._lock:
-            self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap)
+            self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap, alpha=True)
 
     @traitlets.observe("region")
     def _region_changed(self, change: dict) -> None:
@@ -101,9 +101,9 @@ class HeatmapView(RequestWidget):
     @traitlets.observe("colormap")
     def _recolour(self, change: dict) -> None:
         with self._lock, self.hold_sync():
-            self.heatmap_png = heatmap_png(self.relevance, change["new"])
+            self.heatmap_png = heatmap_png(self.relevance, change["new"], alpha=True)
             if self.concept_relevance is not None:
-                self.concept_png = heatmap_png(self.concept_relevance, change["new"])
+                self.concept_png = heatmap_png(self.concept_relevance, change["new"], alpha=True)
 
     # -- requests from the view ---------------------------------------------------------------------
     @request("pixel", x=int, y=int)

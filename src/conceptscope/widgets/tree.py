@@ -76,7 +76,7 @@ class CompositionTree(RequestWidget):
         node.expand(1)  # its children, computed once and kept in the cached tree
         root = controller.composition(*path[0], self.top)
         return {"tree": _finite(root.to_dict()), "selected": path,
-                "heatmap_png": heatmap_png(controller.path_heatmap(path, self.top), self.colormap)}
+                "heatmap_png": heatmap_png(controller.path_heatmap(path, self.top), self.colormap, alpha=True)}
 
     @request("expand", work="tree", path=list)
     def _on_expand(self, path: list) -> dict[str, Any]:
