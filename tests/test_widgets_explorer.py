@@ -217,3 +217,29 @@ def test_the_old_raw_image_keyword_still_works_with_a_warning(xp, data):
         node = explorer.controller.node([[LAYER, 1]])
     assert (node.layer, node.channel) == (LAYER, 1)
     assert explorer.wait(30)
+
+
+def test_figure_shows_what_the_explorer_shows(ex, xp, data, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    empty = ex.figure()
+    assert [t.get_text() for ax in empty.axes for t in ax.texts if "no concept selected" in t.get_text()]
+    channel = ex.concepts.concepts[1]["channel"]
+    select(ex, channel)
+    labels = {LAYER: {channel: "a named concept"}}
+    figure = ex.figure(labels=labels)
+    explanation = xp.explain(data[3][0])
+    heatmap_ax, concept_ax, bars_ax = figure.subfigs[0].axes[:3]
+    assert heatmap_ax.get_title() == f"explaining {ex.target.classes[explanation.target]!r}"
+    assert concept_ax.get_title() == f"a named concept ({LAYER} #{channel})"
+    shares = [s.share for s in explanation.top_concepts(LAYER, ex.concepts.k)]
+    assert [p.get_width() for p in bars_ax.patches] == pytest.approx(shares)
+    assert f"a named concept ({LAYER} #{channel})" in [t.get_text() for t in bars_ax.get_yticklabels()]
+    references = [ax for ax in figure.subfigs[1].axes if ax.images]
+    expected = ex.gallery.atlas.references(LAYER, channel, n=ex.gallery.page_size)
+    assert [ax.get_title().split("\n")[0] for ax in references] == [f"#{r.index}" for r in expected]
+    tree_texts = [t.get_text() for t in figure.subfigs[2].axes[0].texts]
+    assert tree_texts[0] == f"a named concept ({LAYER} #{channel})" and len(tree_texts) > 1
+    figure.savefig(tmp_path / "explorer.pdf")
+    assert (tmp_path / "explorer.pdf").stat().st_size > 10_000

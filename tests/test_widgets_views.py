@@ -430,3 +430,20 @@ def test_bundles_of_all_views_are_self_contained():
         text = (_bundle.STATIC / f"{view}.js").read_text()
         assert "import " not in text and "import(" not in text and "https://" not in text, view
 
+
+
+def test_views_draw_figures_of_what_they_show(xp, image, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    tree = ready(recording(CompositionTree(xp, image)))
+    assert tree.figure().axes[0].texts[0].get_text() == "no concept selected: click a concept first"
+    tree.set_root(LAYER, 3)
+    ready(tree)
+    texts = [t.get_text() for t in tree.figure(depth=1).axes[0].texts]
+    root = xp.composition(image, LAYER, 3, depth=1, top=tree.top)
+    assert texts == [f"{LAYER} #3"] + [f"{c.layer} #{c.channel}\n{c.share:.0%} of its parent" for c in root.children]
+    view = HeatmapView(np.zeros((8, 8, 3), np.uint8), np.eye(8))
+    figure = view.figure(logit=4.0)
+    assert figure.axes[0].get_title() == "relevance of the target"
+    assert "ΣR 8 = 200% of the logit 4" in figure.axes[1].get_ylabel()

@@ -78,15 +78,25 @@ def concepts(scores: Sequence, ax=None, *, labels: Labels | None = None, title: 
     return figure
 
 
-def references(items: Sequence, *, title: str | None = None, columns: int = 8, empty: str = "no references"):
+def message(text: str, ax=None):
+    """A figure (or ``ax``) that only says ``text``: what a view draws before it has anything to show."""
+    figure, ax = _axes(ax, 3.6, 1.2)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9)
+    ax.set_axis_off()
+    return figure
+
+
+def references(items: Sequence, *, title: str | None = None, columns: int = 8, empty: str = "no references",
+               figure=None):
     """Reference samples (the atlas' ``Reference`` items, best first) in a row of images, each titled with its
-    dataset index and score; ``empty`` is shown when there are none."""
+    dataset index and score; ``empty`` is shown when there are none. ``figure``: a (sub)figure to draw into."""
     import matplotlib.pyplot as plt
 
     count = max(1, min(len(items), columns))
     rows = max(1, -(-len(items) // columns))
-    figure, axes = plt.subplots(rows, count, figsize=(1.3 * count, 1.5 * rows + 0.3), squeeze=False,
-                                layout="constrained")
+    if figure is None:
+        figure = plt.figure(figsize=(1.3 * count, 1.5 * rows + 0.3), layout="constrained")
+    axes = figure.subplots(rows, count, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     if not items:

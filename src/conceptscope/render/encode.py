@@ -18,3 +18,8 @@ def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """The pixels of PNG ``data`` as uint8 (H, W, 3) RGB (the inverse of :func:`encode_png` for pictures)."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

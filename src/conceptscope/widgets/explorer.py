@@ -133,6 +133,38 @@ class Explorer(ipywidgets.VBox):
             self.gallery.show(*path[-1], delay=SECONDARY_DELAY)
 
     # -- export -------------------------------------------------------------------------------------------
+    def figure(self, labels: Any = None) -> Any:
+        """A matplotlib figure of what the explorer shows now, for a paper (``savefig("x.pdf")`` gives vector output):
+        the image with the heatmap and its colour bar, the shown concept's conditional heatmap, the top concepts with
+        their shares, the concept's references and its composition tree. ``labels``: ``{layer: {channel: text}}``."""
+        import matplotlib.pyplot as plt
+
+        from .. import plot
+
+        if not self.wait(120):
+            raise TimeoutError("the explorer is still computing; call figure() again when it is done")
+        controller, explanation = self.controller, self.controller.explanation()
+        picture, target = controller.subject.picture, explanation.target
+        logit = float(explanation.logits[target]) if isinstance(target, int) else None
+        figure = plt.figure(figsize=(12, 10), layout="constrained")
+        top, middle, bottom = figure.subfigures(3, 1, height_ratios=[1.3, 0.8, 1.2])
+        axes = top.subplots(1, 3, width_ratios=[1, 1, 1.3])
+        plot.heatmap(picture, self._full_heatmap(), axes[0], title=f"explaining {self.target.classes[target]!r}"
+                     if isinstance(target, int) and self.target.classes else "relevance of the target", logit=logit)
+        if self._path:
+            names = " → ".join(plot.concept_name(layer, channel, labels) for layer, channel in self._path)
+            plot.heatmap(picture, controller.path_heatmap(self._path), axes[1], title=names)
+        else:
+            plot.message("no concept selected", axes[1])
+        scores = controller.top_concepts(self.concepts.layer, self.concepts.k, self.concepts.region or None)
+        plot.concepts(scores, axes[2], labels=labels)
+        if self.gallery is not None and self._path:
+            self.gallery.figure(middle, labels)
+        else:
+            plot.message("no references: open the explorer with an atlas and select a concept", middle.subplots())
+        self.tree.figure(bottom.subplots(), labels, depth=1)
+        return figure
+
     def save_html(self, path: Any) -> Any:
         """Write a standalone HTML snapshot of the explorer as it looks now (no kernel or network needed); returns
         the path."""

@@ -80,6 +80,19 @@ class NeuronGallery(RequestWidget):
                 self._cache.popitem(last=False)
         return state
 
+    def figure(self, figure: Any = None, labels: Any = None) -> Any:
+        """A matplotlib figure of the page of references shown now (``figure``: a (sub)figure to draw into)."""
+        from .. import plot
+
+        if not self.concept:
+            return plot.message("no concept selected: click a concept first")
+        layer, channel = self.concept["layer"], self.concept["channel"]
+        items = [] if self.note else self.atlas.references(layer, channel, self.mode, n=self.page_size,
+                                                           offset=self.page * self.page_size, crop=self.crop)
+        name = {"relevance": "RelMax", "activation": "ActMax"}.get(self.mode, self.mode)
+        return plot.references(items, title=f"{plot.concept_name(layer, channel, labels)}: {name} references",
+                               empty=self.note or "no references", figure=figure)
+
     @request("query", work="references", mode=str, crop=bool, page=int)
     def _on_query(self, mode: str, crop: bool, page: int) -> dict[str, Any]:
         if not self.concept:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from ..render import COLORMAPS, encode_png, heatmap_png
+from ..render import COLORMAPS, decode_png, encode_png, heatmap_png
 from ._arrays import as_image, as_relevance
 from ._protocol import ProtocolError, RequestWidget, request
 
@@ -47,6 +47,16 @@ class HeatmapView(RequestWidget):
             raise ValueError(f"opacity must be a number in [0, 1]; got {opacity!r}")
         self._shape = img.shape[:2]
         super().__init__(image_png=encode_png(img), relevance=rel, colormap=colormap, opacity=float(opacity), **kwargs)
+
+    def figure(self, ax: Any = None, logit: float | None = None) -> Any:
+        """A matplotlib figure of the map shown now (the heatmap, or the concept's conditional heatmap) over the
+        image, with its colour bar (the share of ``logit`` when given)."""
+        from .. import plot
+
+        concept = self.show == "concept" and self.concept_relevance is not None
+        relevance = self.concept_relevance if concept else self.relevance
+        title = self.concept_label if concept else "relevance of the target"
+        return plot.heatmap(decode_png(self.image_png), relevance, ax, cmap=self.colormap, title=title, logit=logit)
 
     # -- state changes from Python (whole updates, also used as results of background work) ---------
     def heatmap_state(self, relevance: Any, image: Any = None) -> dict[str, Any]:

@@ -53,6 +53,15 @@ class CompositionTree(RequestWidget):
         if layer is not None and channel is not None:
             self.set_root(layer, channel)
 
+    def figure(self, ax: Any = None, labels: Any = None, depth: int = 2) -> Any:
+        """A matplotlib figure of the tree shown now, ``depth`` levels deep (computed where not yet expanded)."""
+        from .. import plot
+
+        if not self.tree:
+            return plot.message("no concept selected: click a concept first", ax)
+        root = self.controller.tree_node([[self.tree["layer"], self.tree["channel"]]], self.top)
+        return plot.tree(root, ax, labels=labels, depth=depth)
+
     def set_root(self, layer: str, channel: int, delay: float = 0.0) -> None:
         """Show the tree of concept (``layer``, ``channel``), its root selected (computed after ``delay`` s)."""
         path = [[layer, int(channel)]]
