@@ -5,7 +5,8 @@
 import { byteLength, createDecoder, drawComposite, drawRegion } from "./lib/canvas.js";
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
-import { formatRelevance } from "./lib/format.js";
+import { formatRelevance, formatShare } from "./lib/format.js";
+import { createUrlPool } from "./lib/images.js";
 import { boxFromPixels, clientToPixel, displayScale } from "./lib/geometry.js";
 import { listen } from "./lib/listen.js";
 import { createStatus } from "./lib/status.js";
@@ -16,7 +17,18 @@ const CSS = `
 .cs-heatmap .cs-controls { display: flex; gap: 4px 12px; align-items: center; flex-wrap: wrap; max-width: 320px; }
 .cs-heatmap .cs-toggle button[aria-pressed="true"] { font-weight: bold; }
 .cs-heatmap .cs-caption { max-width: 320px; color: #333; }
+.cs-heatmap .cs-colorbar { display: flex; flex-direction: column; max-width: 256px; font-size: 11px; color: #333; }
+.cs-heatmap .cs-colorbar img { width: 100%; height: 10px; image-rendering: pixelated; border: 1px solid #cfd8dc; }
+.cs-heatmap .cs-colorbar .cs-ticks { display: flex; justify-content: space-between; }
 `;
+
+/** The colour bar's tick texts and its summary line for a map's scale ({max, sum}) and the explained logit. */
+export function colorbarText(scale, logit) {
+  if (!scale) return { ticks: ["", "0", ""], summary: "" };
+  const max = formatRelevance(scale.max);
+  const share = logit ? ` = ${formatShare(scale.sum / logit)} of the logit ${formatRelevance(logit)}` : "";
+  return { ticks: [`−${max}`, "0", `+${max}`], summary: `ΣR ${formatRelevance(scale.sum)}${share}` };
+}
 const DRAG_MIN = 4; // pointer movement (CSS px) that makes a press a region drag instead of a click
 
 function buildDom(el, colormaps) {
@@ -34,15 +46,22 @@ function buildDom(el, colormaps) {
   const showConcept = element("button", { className: "cs-show-concept", textContent: "concept", type: "button" });
   const clearRegion = element("button", { className: "cs-clear-region", textContent: "clear region", type: "button" });
   const caption = element("div", { className: "cs-caption" });
+  const colorbarImage = element("img", { alt: "colour scale" });
+  const ticks = element("div", { className: "cs-ticks" }, [0, 1, 2].map(() => element("span")));
+  const summary = element("div", { className: "cs-summary" });
+  const colorbar = element("div", { className: "cs-colorbar" }, [colorbarImage, ticks, summary]);
   const controls = element("div", { className: "cs-controls" }, [
     element("span", { className: "cs-toggle" }, [showHeatmap, showConcept]),
     element("label", {}, ["opacity ", opacity]),
     element("label", {}, ["colormap ", colormap]),
     clearRegion,
   ]);
-  root.append(style(CSS), canvas, caption, controls);
+  root.append(style(CSS), canvas, caption, colorbar, controls);
   el.append(root);
-  return { root, canvas, caption, opacity, colormap, showHeatmap, showConcept, clearRegion, status: createStatus(root) };
+  return {
+    root, canvas, caption, colorbar, colorbarImage, ticks, summary, opacity, colormap, showHeatmap, showConcept,
+    clearRegion, status: createStatus(root),
+  };
 }
 
 /**
@@ -50,6 +69,8 @@ function buildDom(el, colormaps) {
  * @typedef {{
  *   image_png: DataView, heatmap_png: DataView, concept_png: DataView, concept_label: string,
  *   show: "heatmap" | "concept", region: number[], colormap: string, colormaps: string[], opacity: number,
+ *   colorbar_png: DataView, scales: { heatmap?: { max: number, sum: number }, concept?: { max: number, sum: number } },
+ *   logit: number | null,
  *   busy: boolean, error: string,
  * }} Model
  */
@@ -79,6 +100,22 @@ function render({ model, el }) {
     ui.canvas.dataset.frame = String(state.frame);
     ui.canvas.dataset.shown = concept ? state.concept.label : "heatmap";
     ui.caption.textContent = concept ? `concept ${state.concept.label}` : "relevance of the target";
+    drawColorbar(concept);
+  }
+
+  const urls = createUrlPool();
+  let colorbarBytes = null;
+  function drawColorbar(concept) {
+    const png = model.get("colorbar_png");
+    if (png !== colorbarBytes && byteLength(png)) {
+      urls.release();
+      ui.colorbarImage.src = urls.url(png);
+      colorbarBytes = png;
+    }
+    const scales = model.get("scales") ?? {};
+    const text = colorbarText(concept ? scales.concept : scales.heatmap, concept ? null : model.get("logit"));
+    [...ui.ticks.children].forEach((tick, i) => (tick.textContent = text.ticks[i]));
+    ui.summary.textContent = text.summary;
   }
 
   async function loadImages() {
@@ -217,6 +254,9 @@ function render({ model, el }) {
     ["change:image_png", loadImages],
     ["change:heatmap_png", onHeatmapChange],
     ["change:concept_png", loadConcept],
+    ["change:colorbar_png", onState],
+    ["change:scales", onState],
+    ["change:logit", onState],
   ];
   const unlisten = listen(model, listeners, domListeners);
   syncControls();
@@ -225,6 +265,7 @@ function render({ model, el }) {
   return () => {
     unlisten();
     channel.dispose();
+    urls.release();
   };
 }
 

@@ -107,6 +107,7 @@ def test_changing_the_target_recomputes_heatmap_concepts_and_tree(ex, xp, data):
                                explanation.conditional_heatmaps(LAYER, [channel])[0].numpy(), atol=1e-6)
     assert ex.tree.tree == xp.composition(data[3][0], LAYER, channel, target=other, depth=1).to_dict()
     assert ex.target.target == other
+    assert ex.heatmap.logit == pytest.approx(float(explanation.logits[other]))  # the colour bar's share
 
 
 def test_a_contrast_recomputes_heatmap_concepts_and_tree_for_the_pair(ex, xp, data):
@@ -120,6 +121,7 @@ def test_a_contrast_recomputes_heatmap_concepts_and_tree_for_the_pair(ex, xp, da
     assert [c["channel"] for c in ex.concepts.concepts] == [s.channel for s in explanation.top_concepts(LAYER, 8)]
     assert ex.tree.tree == xp.composition(data[3][0], LAYER, channel, target=contrast, depth=1).to_dict()
     assert (ex.target.target, ex.target.versus) == (a, b)
+    assert ex.heatmap.logit == pytest.approx(float(explanation.logits[a] - explanation.logits[b]), rel=1e-6)
     ex.set_target(None)
     assert ex.wait(30) and ex.target.versus == -1
     np.testing.assert_allclose(ex.heatmap.relevance, xp.explain(data[3][0]).heatmap.numpy(), atol=1e-6)

@@ -207,3 +207,17 @@ def test_requests_from_another_thread_see_consistent_state(image):
     final = view.relevance
     np.testing.assert_array_equal(decode(view.heatmap_png), relevance_to_rgba(final, view.colormap, alpha=True))
     assert view.heatmap_png == encode_png(relevance_to_rgba(final, view.colormap, alpha=True))
+
+
+def test_colour_bar_state_follows_the_maps_and_the_colormap():
+    from conceptscope.render.colormap import colour_table
+
+    relevance = np.zeros((8, 8))
+    relevance[2, 3], relevance[5, 5] = 0.5, -0.25
+    view = HeatmapView(np.zeros((8, 8, 3), np.uint8), relevance, logit=2.0)
+    assert view.scales == {"heatmap": {"max": 0.5, "sum": 0.25}} and view.logit == 2.0
+    np.testing.assert_array_equal(decode(view.colorbar_png)[0], colour_table("bwr")[:, :3])
+    view.set_concept(relevance * 4, "features.15 #3")
+    assert view.scales["concept"] == {"max": 2.0, "sum": 1.0}
+    view.colormap = "seismic"
+    np.testing.assert_array_equal(decode(view.colorbar_png)[0], colour_table("seismic")[:, :3])

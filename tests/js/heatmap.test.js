@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import view from "../../js/heatmap.js";
+import view, { colorbarText } from "../../js/heatmap.js";
 import { createFakeModel, createRecordingContext } from "./fake_model.js";
 
 const png = (tag) => new DataView(new Uint8Array([137, 80, 78, 71, tag]).buffer);
@@ -234,5 +234,29 @@ describe("HeatmapView regions and concept maps", () => {
     expect(q(".cs-error").textContent).toBe("Error: RuntimeError: boom");
     model.set("error", "");
     expect(q(".cs-error").hidden).toBe(true);
+  });
+
+  it("shows a colour bar with the shown map's scale and its share of the logit", async () => {
+    const { model, q } = await setup({
+      colorbar_png: png(3),
+      scales: { heatmap: { max: 0.5, sum: 3 }, concept: { max: 0.25, sum: 1 } },
+      logit: 6,
+    });
+    expect(q(".cs-colorbar img").src).toMatch(/^blob:/);
+    const ticks = () => [...q(".cs-colorbar .cs-ticks").children].map((t) => t.textContent);
+    expect(ticks()).toEqual(["−0.5", "0", "+0.5"]);
+    expect(q(".cs-colorbar .cs-summary").textContent).toBe("ΣR 3 = 50.0 % of the logit 6");
+    model.set("concept_png", png(4));
+    model.set("concept_label", "features.15 #3");
+    model.set("show", "concept");
+    await flush();
+    await flush();
+    expect(ticks()).toEqual(["−0.25", "0", "+0.25"]);
+    expect(q(".cs-colorbar .cs-summary").textContent).toBe("ΣR 1");
+  });
+
+  it("words the colour bar", () => {
+    expect(colorbarText({ max: 2, sum: -1 }, null)).toEqual({ ticks: ["−2", "0", "+2"], summary: "ΣR -1" });
+    expect(colorbarText(undefined, 3)).toEqual({ ticks: ["", "0", ""], summary: "" });
   });
 });

@@ -55,7 +55,7 @@ class Explorer(ipywidgets.VBox):
         self.controller = controller = Controller(explainer, image, target, picture, classes)
         self._path: list[list[Any]] = []  # the concept path whose heatmap is shown
         controller.subscribe(self._input_changed)  # first, so the heatmap is recomputed before the rest
-        self.heatmap = HeatmapView(controller.subject.picture, self._full_heatmap(), worker=worker)
+        self.heatmap = HeatmapView(controller.subject.picture, self._full_heatmap(), worker=worker, logit=self._start())
         self.target = TargetView(controller=controller, worker=worker)
         self.concepts = ConceptList(controller=controller, layer=layer, k=k, worker=worker)
         self.tree = CompositionTree(controller=controller, worker=worker)
@@ -107,10 +107,18 @@ class Explorer(ipywidgets.VBox):
     def _full_heatmap(self) -> np.ndarray:
         return self.controller.explanation().heatmap.detach().float().cpu().numpy()
 
+    def _start(self) -> float | None:
+        """What the heatmap's relevance started from: the target's logit, or a contrast's logit difference."""
+        explanation = self.controller.explanation()
+        logits, target = explanation.logits.detach().double(), explanation.target
+        if isinstance(target, int):
+            return float(logits[target])
+        return float(logits[target.a] - logits[target.b]) if target.kind == "difference" else None
+
     def _input_changed(self) -> None:
         """New input or target: new heatmap; the shown concept keeps its root (the tree resets to it)."""
         picture = self.controller.subject.picture
-        self.heatmap.push("heatmap", lambda: self.heatmap.heatmap_state(self._full_heatmap(), picture))
+        self.heatmap.push("heatmap", lambda: self.heatmap.heatmap_state(self._full_heatmap(), picture, self._start()))
         if self._path:
             self._show(self._path[:1], force=True)
 
@@ -145,7 +153,7 @@ class Explorer(ipywidgets.VBox):
             raise TimeoutError("the explorer is still computing; call figure() again when it is done")
         controller, explanation = self.controller, self.controller.explanation()
         picture, target = controller.subject.picture, explanation.target
-        logit = float(explanation.logits[target]) if isinstance(target, int) else None
+        logit = self._start()
         figure = plt.figure(figsize=(12, 10), layout="constrained")
         top, middle, bottom = figure.subfigures(3, 1, height_ratios=[1.3, 0.8, 1.2])
         axes = top.subplots(1, 3, width_ratios=[1, 1, 1.3])

@@ -8,8 +8,18 @@ import numpy as np
 import traitlets
 
 from ..render import COLORMAPS, decode_png, encode_png, heatmap_png
+from ..render.colormap import colour_table
 from ._arrays import as_image, as_relevance
 from ._protocol import ProtocolError, RequestWidget, request
+
+
+def _scale(relevance: np.ndarray) -> dict[str, float]:
+    return {"max": float(np.abs(relevance).max(initial=0.0)), "sum": float(relevance.sum())}
+
+
+def colorbar_png(colormap: str) -> bytes:
+    """The colour table of ``colormap`` from the negative to the positive end, as a 1-pixel-high PNG."""
+    return encode_png(colour_table(colormap)[None, :, :3])
 
 
 class HeatmapView(RequestWidget):
@@ -35,6 +45,11 @@ class HeatmapView(RequestWidget):
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0]).tag(sync=True)
     colormaps = traitlets.List(traitlets.Unicode(), default_value=list(COLORMAPS), read_only=True).tag(sync=True)
     opacity = traitlets.Float(0.6, min=0.0, max=1.0, help="Opacity of the heatmap over the image.").tag(sync=True)
+    colorbar_png = traitlets.Bytes(help="The colormap from -max |R| to +max |R| as a 1-pixel-high PNG.").tag(sync=True)
+    scales = traitlets.Dict(help="{heatmap|concept: {max: max |R|, sum: ΣR}} of the maps, for the colour bar.").tag(
+        sync=True)
+    logit = traitlets.Float(None, allow_none=True, help="What the heatmap's relevance started from (the target "
+                            "logit), to show its share; None if unknown.").tag(sync=True)
     relevance = traitlets.Instance(np.ndarray, help="The relevance map (H, W) behind heatmap_png.")
     concept_relevance = traitlets.Instance(np.ndarray, allow_none=True, help="The map behind concept_png.")
 
@@ -46,7 +61,8 @@ class HeatmapView(RequestWidget):
         if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
             raise ValueError(f"opacity must be a number in [0, 1]; got {opacity!r}")
         self._shape = img.shape[:2]
-        super().__init__(image_png=encode_png(img), relevance=rel, colormap=colormap, opacity=float(opacity), **kwargs)
+        super().__init__(image_png=encode_png(img), relevance=rel, colormap=colormap, opacity=float(opacity),
+                         colorbar_png=colorbar_png(colormap), **kwargs)
 
     def figure(self, ax: Any = None, logit: float | None = None) -> Any:
         """A matplotlib figure of the map shown now (the heatmap, or the concept's conditional heatmap) over the
@@ -59,9 +75,10 @@ class HeatmapView(RequestWidget):
         return plot.heatmap(decode_png(self.image_png), relevance, ax, cmap=self.colormap, title=title, logit=logit)
 
     # -- state changes from Python (whole updates, also used as results of background work) ---------
-    def heatmap_state(self, relevance: Any, image: Any = None) -> dict[str, Any]:
-        """Trait values for a new relevance map (and image, of the same size); nothing is changed yet."""
-        state: dict[str, Any] = {}
+    def heatmap_state(self, relevance: Any, image: Any = None, logit: float | None = None) -> dict[str, Any]:
+        """Trait values for a new relevance map (and image, of the same size; ``logit``: what its relevance started
+        from, for the colour bar's share); nothing is changed yet."""
+        state: dict[str, Any] = {"logit": None if logit is None else float(logit)}
         if image is not None:
             img = as_image(image)
             if img.shape[:2] != self._shape:
@@ -96,13 +113,15 @@ class HeatmapView(RequestWidget):
 
     @traitlets.observe("relevance")
     def _encode_heatmap(self, change: dict) -> None:
-        with self._lock:
+        with self._lock, self.hold_sync():
             self.heatmap_png = heatmap_png(change["new"], self.colormap, alpha=True)
+            self.scales = {**self.scales, "heatmap": _scale(change["new"])}
 
     @traitlets.observe("concept_relevance")
     def _encode_concept(self, change: dict) -> None:
-        with self._lock:
+        with self._lock, self.hold_sync():
             self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap, alpha=True)
+            self.scales = {**self.scales, "concept": None if change["new"] is None else _scale(change["new"])}
 
     @traitlets.observe("region")
     def _region_changed(self, change: dict) -> None:
@@ -111,6 +130,7 @@ class HeatmapView(RequestWidget):
     @traitlets.observe("colormap")
     def _recolour(self, change: dict) -> None:
         with self._lock, self.hold_sync():
+            self.colorbar_png = colorbar_png(change["new"])
             self.heatmap_png = heatmap_png(self.relevance, change["new"], alpha=True)
             if self.concept_relevance is not None:
                 self.concept_png = heatmap_png(self.concept_relevance, change["new"], alpha=True)
