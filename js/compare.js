@@ -12,13 +12,13 @@ import { createStatus } from "./lib/status.js";
 const CSS = `
 .cs-compare { display: flex; flex-direction: column; gap: 6px; max-width: 860px; }
 .cs-compare .cs-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(132px, 1fr)); gap: 6px; }
-.cs-compare .cs-tile { border: 1px solid #cfd8dc; border-radius: 3px; padding: 3px; cursor: pointer; }
-.cs-compare .cs-tile[aria-pressed="true"] { border-color: #ef6c00; background: #fff3e0; }
+.cs-compare .cs-tile { border: 1px solid var(--cs-border); border-radius: 3px; padding: 3px; cursor: pointer; }
+.cs-compare .cs-tile[aria-pressed="true"] { border-color: var(--cs-selected); background: var(--cs-selected-bg); }
 .cs-compare .cs-tile img, .cs-compare .cs-detail img { width: 100%; image-rendering: pixelated; display: block; }
-.cs-compare .cs-tile .cs-pending { aspect-ratio: 1; background: #eceff1; }
+.cs-compare .cs-tile .cs-pending { aspect-ratio: 1; background: var(--cs-muted-bg); }
 .cs-compare .cs-name { font-weight: bold; font-size: 12px; overflow-wrap: anywhere; }
-.cs-compare .cs-score, .cs-compare .cs-tile-error { font-size: 11px; color: #455a64; }
-.cs-compare .cs-tile-error { color: #c62828; }
+.cs-compare .cs-score, .cs-compare .cs-tile-error { font-size: 11px; color: var(--cs-fg-muted); }
+.cs-compare .cs-tile-error { color: var(--cs-error); }
 .cs-compare .cs-detail { display: flex; gap: 12px; align-items: flex-start; }
 .cs-compare .cs-detail img { width: 256px; }
 .cs-compare .cs-metrics td { padding: 0 8px 0 0; }

@@ -5,6 +5,7 @@ import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { conceptLabel, formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
+import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
@@ -13,14 +14,14 @@ const CSS = `
 .cs-concepts { display: flex; flex-direction: column; gap: 4px; min-width: 260px; }
 .cs-concepts ol { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 2px; }
 .cs-concepts li { display: flex; align-items: center; gap: 6px; padding: 2px 4px; cursor: pointer; border-radius: 3px; }
-.cs-concepts li:hover { background: #eceff1; }
-.cs-concepts li[aria-selected="true"] { background: #ffe0b2; }
+.cs-concepts li:hover { background: var(--cs-muted-bg); }
+.cs-concepts li[aria-selected="true"] { background: var(--cs-selected-bg); }
 .cs-concepts .cs-thumb { width: 56px; height: 56px; object-fit: contain; image-rendering: pixelated; }
 .cs-concepts .cs-name { width: 110px; }
-.cs-concepts .cs-bar { width: 90px; height: 8px; background: #eceff1; }
+.cs-concepts .cs-bar { width: 90px; height: 8px; background: var(--cs-muted-bg); }
 .cs-concepts .cs-bar span { display: block; height: 100%; background: #e53935; }
 .cs-concepts .cs-share { width: 52px; white-space: nowrap; text-align: right; }
-.cs-concepts .cs-region { color: #555; }
+.cs-concepts .cs-region { color: var(--cs-fg-muted); }
 `;
 
 /** Whether concept `c` is the selected one ({layer, channel} or {}). */
@@ -75,7 +76,7 @@ function render({ model, el }) {
       ]);
       Object.assign(row.dataset, { layer: c.layer, channel: String(c.channel) });
       row.addEventListener("click", () => select(c));
-      return row;
+      return focusable(row);
     });
     list.replaceChildren(...rows);
     note.textContent = rankingNote(model.get("layer"), model.get("region"));
@@ -103,6 +104,7 @@ function render({ model, el }) {
   }
 
   layer.addEventListener("change", () => channel.request("layer", { layer: layer.value }));
+  list.addEventListener("keydown", itemKeys(list, "li"));
   const rerender = coalesce(renderList);
   /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [

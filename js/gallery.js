@@ -5,6 +5,7 @@ import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { conceptLabel, formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
+import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
@@ -15,9 +16,9 @@ const CSS = `
 .cs-gallery .cs-grid { display: grid; grid-template-columns: repeat(4, 76px); gap: 6px; }
 .cs-gallery figure { margin: 0; cursor: pointer; text-align: center; font-size: 11px; }
 .cs-gallery figure img { width: 72px; height: 72px; object-fit: contain; image-rendering: pixelated;
-  border: 2px solid transparent; background: #eceff1; }
-.cs-gallery figure:hover img { border-color: #1e88e5; }
-.cs-gallery .cs-note, .cs-gallery .cs-classes { color: #555; }
+  border: 2px solid transparent; background: var(--cs-muted-bg); }
+.cs-gallery figure:hover img { border-color: var(--cs-accent); }
+.cs-gallery .cs-note, .cs-gallery .cs-classes { color: var(--cs-fg-muted); }
 `;
 const MODES = [
   ["relevance", "RelMax"],
@@ -59,6 +60,7 @@ function render({ model, el }) {
   const classes = element("div", { className: "cs-classes" });
   const note = element("div", { className: "cs-note" });
   const grid = element("div", { className: "cs-grid" });
+  grid.addEventListener("keydown", itemKeys(grid, "figure"));
   root.append(
     style(CSS),
     title,
@@ -96,6 +98,7 @@ function render({ model, el }) {
         ]);
         figure.dataset.index = String(r.index);
         figure.addEventListener("click", () => channel.request("pick", { index: r.index }));
+        focusable(figure);
         return figure;
       }),
     );

@@ -16,9 +16,9 @@ const CSS = `
 .cs-heatmap canvas { cursor: crosshair; align-self: flex-start; }
 .cs-heatmap .cs-controls { display: flex; gap: 4px 12px; align-items: center; flex-wrap: wrap; max-width: 320px; }
 .cs-heatmap .cs-toggle button[aria-pressed="true"] { font-weight: bold; }
-.cs-heatmap .cs-caption { max-width: 320px; color: #333; }
-.cs-heatmap .cs-colorbar { display: flex; flex-direction: column; max-width: 256px; font-size: 11px; color: #333; }
-.cs-heatmap .cs-colorbar img { width: 100%; height: 10px; image-rendering: pixelated; border: 1px solid #cfd8dc; }
+.cs-heatmap .cs-caption { max-width: 320px; color: var(--cs-fg-muted); }
+.cs-heatmap .cs-colorbar { display: flex; flex-direction: column; max-width: 256px; font-size: 11px; color: var(--cs-fg-muted); }
+.cs-heatmap .cs-colorbar img { width: 100%; height: 10px; image-rendering: pixelated; border: 1px solid var(--cs-border); }
 .cs-heatmap .cs-colorbar .cs-ticks { display: flex; justify-content: space-between; }
 `;
 
@@ -33,7 +33,7 @@ const DRAG_MIN = 4; // pointer movement (CSS px) that makes a press a region dra
 
 function buildDom(el, colormaps) {
   const root = element("div", { className: "cs-view cs-heatmap" });
-  const canvas = element("canvas", { className: "cs-canvas" });
+  const canvas = element("canvas", { className: "cs-canvas", tabIndex: 0, title: "drag a box to rank the concepts in it; Escape clears it" });
   canvas.dataset.frame = "0";
   canvas.dataset.shown = "";
   const opacity = element("input", { type: "range", min: "0", max: "1", step: "0.05", className: "cs-opacity" });
@@ -232,6 +232,9 @@ function render({ model, el }) {
     [window, "mousemove", onMouseMove],
     [window, "mouseup", onMouseUp],
     [ui.canvas, "click", onClick],
+    [ui.root, "keydown", (event) => {
+      if (event.key === "Escape" && model.get("region")?.length === 4) requestRegion([]);
+    }],
     [ui.showHeatmap, "click", setShow("heatmap")],
     [ui.showConcept, "click", setShow("concept")],
     [ui.clearRegion, "click", () => requestRegion([])],

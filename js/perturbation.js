@@ -17,9 +17,9 @@ const CSS = `
 .cs-perturbation img { width: 256px; image-rendering: pixelated; display: block; }
 .cs-perturbation .cs-slider { width: 256px; }
 .cs-perturbation .cs-probabilities { display: flex; flex-direction: column; gap: 4px; min-width: 200px; }
-.cs-perturbation .cs-bar { height: 8px; background: #eceff1; position: relative; }
-.cs-perturbation .cs-bar .cs-now { display: block; height: 100%; background: #1e88e5; }
-.cs-perturbation .cs-bar .cs-before { position: absolute; top: -2px; bottom: -2px; width: 2px; background: #37474f; }
+.cs-perturbation .cs-bar { height: 8px; background: var(--cs-muted-bg); position: relative; }
+.cs-perturbation .cs-bar .cs-now { display: block; height: 100%; background: var(--cs-accent); }
+.cs-perturbation .cs-bar .cs-before { position: absolute; top: -2px; bottom: -2px; width: 2px; background: var(--cs-fg); }
 .cs-perturbation .cs-target-class { font-weight: bold; }
 `;
 

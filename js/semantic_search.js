@@ -6,6 +6,7 @@ import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { conceptLabel, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
+import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
@@ -16,17 +17,17 @@ const CSS = `
 .cs-search .cs-query { width: 240px; }
 .cs-search .cs-vocabulary, .cs-search .cs-valid, .cs-search .cs-spurious { width: 220px; }
 .cs-search table { border-collapse: collapse; }
-.cs-search th { text-align: left; font-weight: normal; color: #555; padding: 0 6px; }
+.cs-search th { text-align: left; font-weight: normal; color: var(--cs-fg-muted); padding: 0 6px; }
 .cs-search td { padding: 1px 6px; white-space: nowrap; }
 .cs-search tbody tr { cursor: pointer; }
-.cs-search tbody tr:hover { background: #eceff1; }
-.cs-search tbody tr[aria-selected="true"] { background: #ffe0b2; }
+.cs-search tbody tr:hover { background: var(--cs-muted-bg); }
+.cs-search tbody tr[aria-selected="true"] { background: var(--cs-selected-bg); }
 .cs-search td.cs-num { text-align: right; font-variant-numeric: tabular-nums; }
 .cs-search .cs-refs img { width: 32px; height: 32px; object-fit: contain; image-rendering: pixelated;
-  background: #eceff1; margin-right: 2px; vertical-align: middle; }
+  background: var(--cs-muted-bg); margin-right: 2px; vertical-align: middle; }
 .cs-search .cs-audit-title { font-weight: bold; margin-top: 6px; }
 .cs-search .cs-audit-layer h4 { margin: 6px 0 2px; font-size: 13px; font-weight: normal; }
-.cs-search .cs-bar { display: inline-block; width: 120px; height: 8px; background: #eceff1; }
+.cs-search .cs-bar { display: inline-block; width: 120px; height: 8px; background: var(--cs-muted-bg); }
 .cs-search .cs-bar span { display: block; height: 100%; }
 `;
 /** Bar colours of the audit verdicts. */
@@ -92,6 +93,7 @@ function render({ model, el }) {
   const vocabulary = element("input", { type: "text", className: "cs-vocabulary", placeholder: "labels, comma separated" });
   const summary = element("div", { className: "cs-summary" });
   const hits = element("tbody");
+  hits.addEventListener("keydown", itemKeys(hits, "tr"));
   const cls = element("select", { className: "cs-class" });
   const valid = element("input", { type: "text", className: "cs-valid", placeholder: "valid, comma separated" });
   const spurious = element("input", { type: "text", className: "cs-spurious", placeholder: "spurious, comma separated" });
@@ -138,6 +140,7 @@ function render({ model, el }) {
     const row = element("tr", {}, cells);
     Object.assign(row.dataset, { layer: c.layer, channel: String(c.channel) });
     row.addEventListener("click", () => select(c));
+    focusable(row);
     return row;
   }
 

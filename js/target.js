@@ -5,6 +5,7 @@
 import { createChannel } from "./lib/channel.js";
 import { element, fillClassSelect, style } from "./lib/dom.js";
 import { formatShare } from "./lib/format.js";
+import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
@@ -13,12 +14,12 @@ const CSS = `
 .cs-target { display: flex; flex-direction: column; gap: 4px; }
 .cs-target .cs-top { display: flex; gap: 8px; flex-wrap: wrap; }
 .cs-target .cs-class { display: flex; flex-direction: column; gap: 2px; padding: 2px 6px; border-radius: 3px;
-  cursor: pointer; border: 1px solid #cfd8dc; min-width: 90px; }
-.cs-target .cs-class[aria-pressed="true"] { background: #ffe0b2; border-color: #ef6c00; }
-.cs-target .cs-class.cs-versus { background: #e3f2fd; border-color: #1e88e5; }
+  cursor: pointer; border: 1px solid var(--cs-border); min-width: 90px; }
+.cs-target .cs-class[aria-pressed="true"] { background: var(--cs-selected-bg); border-color: var(--cs-selected); }
+.cs-target .cs-class.cs-versus { background: var(--cs-versus-bg); border-color: var(--cs-accent); }
 .cs-target .cs-choice { display: flex; gap: 12px; flex-wrap: wrap; }
-.cs-target .cs-bar { height: 6px; background: #eceff1; }
-.cs-target .cs-bar span { display: block; height: 100%; background: #1e88e5; }
+.cs-target .cs-bar { height: 6px; background: var(--cs-muted-bg); }
+.cs-target .cs-bar span { display: block; height: 100%; background: var(--cs-accent); }
 `;
 
 /**
@@ -71,12 +72,14 @@ function render({ model, el }) {
         item.setAttribute("aria-pressed", String(p.index === target));
         item.classList.toggle("cs-versus", p.index === versus);
         item.addEventListener("click", () => choose(p.index));
+        focusable(item);
         return item;
       }),
     );
   }
 
   select.addEventListener("change", () => choose(Number(select.value)));
+  top.addEventListener("keydown", itemKeys(top, ".cs-class"));
   versusSelect.addEventListener("change", () => choose(model.get("target"), Number(versusSelect.value)));
   const rerender = coalesce(renderAll);
   /** @type {import("./lib/listen.js").ModelListener[]} */

@@ -7,6 +7,7 @@ import { createChannel } from "./lib/channel.js";
 import { element, style, svgElement } from "./lib/dom.js";
 import { conceptLabel, formatShare } from "./lib/format.js";
 import { displayScale } from "./lib/geometry.js";
+import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
 import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
@@ -17,12 +18,14 @@ const CSS = `
 .cs-tree .cs-body { display: flex; gap: 12px; align-items: flex-start; overflow-x: auto; }
 .cs-tree svg { flex: none; }
 .cs-tree .cs-node { cursor: pointer; }
-.cs-tree .cs-node rect.cs-box { fill: #fff; stroke: #90a4ae; }
-.cs-tree .cs-node:hover rect.cs-box { stroke: #1e88e5; }
-.cs-tree .cs-node.cs-selected rect.cs-box { fill: #ffe0b2; stroke: #ef6c00; stroke-width: 2; }
+.cs-tree .cs-node rect.cs-box { fill: var(--cs-bg); stroke: var(--cs-border-strong); }
+.cs-tree .cs-node:hover rect.cs-box { stroke: var(--cs-accent); }
+.cs-tree .cs-node.cs-selected rect.cs-box { fill: var(--cs-selected-bg); stroke: var(--cs-selected); stroke-width: 2; }
 .cs-tree .cs-node.cs-pending rect.cs-box { stroke-dasharray: 4 2; }
-.cs-tree .cs-node text { font: 11px sans-serif; }
-.cs-tree .cs-link { fill: none; stroke: #b0bec5; }
+.cs-tree .cs-node text { font: 11px sans-serif; fill: var(--cs-fg); }
+.cs-tree .cs-node:focus-visible { outline: none; }
+.cs-tree .cs-node:focus-visible rect.cs-box { stroke: var(--cs-accent); stroke-width: 3; }
+.cs-tree .cs-link { fill: none; stroke: var(--cs-border-strong); }
 .cs-tree .cs-detail { display: flex; flex-direction: column; gap: 4px; max-width: 200px; flex: none; }
 .cs-tree canvas { image-rendering: pixelated; }
 `;
@@ -48,6 +51,7 @@ function nodeElement(n, { selected, pending, onClick }) {
   g.dataset.path = n.key;
   g.dataset.expanded = String(data.children !== null);
   g.addEventListener("click", () => onClick(data.path));
+  focusable(g);
   return g;
 }
 
@@ -63,6 +67,7 @@ function nodeElement(n, { selected, pending, onClick }) {
 function render({ model, el }) {
   const root = element("div", { className: "cs-view cs-tree" });
   const svg = svgElement("svg", { class: "cs-svg" });
+  svg.addEventListener("keydown", itemKeys(svg, ".cs-node"));
   const label = element("div", { className: "cs-label" });
   const canvas = element("canvas", { className: "cs-canvas" });
   canvas.dataset.frame = "0";
@@ -94,12 +99,14 @@ function render({ model, el }) {
     status.show("");
     const layout = layoutTree(data);
     const selected = pathKey(model.get("selected") ?? []);
+    const focused = svg.contains(document.activeElement) ? document.activeElement?.getAttribute("data-path") : null;
     svg.setAttribute("width", layout.width + 2);
     svg.setAttribute("height", layout.height + 2);
     svg.replaceChildren(
       ...layout.links.map((l) => svgElement("path", { class: "cs-link", d: l.d })),
       ...layout.nodes.map((n) => nodeElement(n, { selected, pending, onClick: expand })),
     );
+    if (focused) [...svg.querySelectorAll(".cs-node")].find((g) => g.getAttribute("data-path") === focused)?.focus();
   }
 
   // The label is taken with the heatmap it belongs to, so the detail never mixes two nodes.
