@@ -373,3 +373,46 @@ def test_notebook7_renders_explorer_and_click_works(lab, browser, artifacts):
     finally:
         kernel.close()
         context.close()
+
+
+# -- themes -----------------------------------------------------------------------------------------------
+CONTRAST = """(selector) => {
+    const rgb = (text) => {
+        const srgb = text.match(/color\\(srgb ([\\d.]+) ([\\d.]+) ([\\d.]+)(?: \\/ ([\\d.]+))?\\)/);
+        if (srgb) return [...srgb.slice(1, 4).map((v) => Number(v) * 255), srgb[4] === undefined ? 1 : Number(srgb[4])];
+        const [r, g, b, a] = text.match(/[\\d.]+/g).map(Number);
+        return [r, g, b, a === undefined ? 1 : a];
+    };
+    const luminance = ([r, g, b]) => {
+        const f = (c) => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (node) => {
+        for (; node; node = node.parentElement) {
+            const colour = rgb(getComputedStyle(node).backgroundColor);
+            if (colour[3] > 0.5) return colour;
+        }
+        return [255, 255, 255, 1];
+    };
+    return [...document.querySelectorAll(selector)].map((node) => {
+        const [fg, bg] = [luminance(rgb(getComputedStyle(node).color)), luminance(background(node))];
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        const what = `${node.className} ${node.textContent.slice(0, 20)}`;
+        return [ratio, `${what}: ${getComputedStyle(node).color} on ${background(node)}`];
+    });
+}"""
+TEXTS = (".cs-concepts li .cs-name, .cs-concepts li[aria-selected='true'] .cs-share, .cs-target .cs-class > span, "
+         ".cs-heatmap .cs-caption, .cs-heatmap .cs-summary, .cs-gallery .cs-classes, .cs-tree .cs-label")
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Dark", "JupyterLab Light"])
+def test_views_follow_the_theme_with_readable_text(lab, nb, artifacts, theme):
+    page, kernel = nb
+    click_row(page, rows(page)[0][1])
+    page.evaluate(f"async () => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
+    dark = theme.endswith("Dark")
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{str(not dark).lower()}'", timeout=30_000)
+    time.sleep(0.5)
+    found = page.evaluate(CONTRAST, TEXTS)
+    assert len(found) >= 10 and min(ratio for ratio, _ in found) >= 4.5, [text for ratio, text in found if ratio < 4.5]
+    screenshot(page, artifacts, f"theme_{'dark' if dark else 'light'}", lab)
