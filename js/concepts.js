@@ -3,7 +3,7 @@
 // Choosing a layer sends "layer"; clicking a concept sends "select" (it is highlighted at once).
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
-import { conceptLabel, formatRelevance, formatShare } from "./lib/format.js";
+import { conceptLabel, conceptName, formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
 import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
@@ -17,7 +17,8 @@ const CSS = `
 .cs-concepts li:hover { background: var(--cs-muted-bg); }
 .cs-concepts li[aria-selected="true"] { background: var(--cs-selected-bg); }
 .cs-concepts .cs-thumb { width: 56px; height: 56px; object-fit: contain; image-rendering: pixelated; }
-.cs-concepts .cs-name { width: 110px; }
+.cs-concepts .cs-name { width: 130px; display: flex; flex-direction: column; overflow-wrap: anywhere; }
+.cs-concepts .cs-id { font-size: 10px; color: var(--cs-fg-muted); }
 .cs-concepts .cs-bar { width: 90px; height: 8px; background: var(--cs-muted-bg); }
 .cs-concepts .cs-bar span { display: block; height: 100%; background: #e53935; }
 .cs-concepts .cs-share { width: 52px; white-space: nowrap; text-align: right; }
@@ -39,7 +40,8 @@ export function rankingNote(layer, region) {
  * The synced traits of the Python view.
  * @typedef {{
  *   layers: string[], layer: string, k: number, region: number[], busy: boolean, error: string,
- *   concepts: { layer: string, channel: number, relevance: number, share: number, thumbnail: DataView }[],
+ *   concepts: { layer: string, channel: number, relevance: number, share: number, thumbnail: DataView,
+ *     label?: string }[],
  *   selected: { layer?: string, channel?: number },
  * }} Model
  */
@@ -69,8 +71,11 @@ function render({ model, el }) {
       const bar = element("span");
       bar.style.width = `${Math.max(0, Math.min(1, c.share)) * 100}%`;
       const row = element("li", { title: `relevance ${formatRelevance(c.relevance)}` }, [
-        element("img", { className: "cs-thumb", src: urls.url(c.thumbnail), alt: conceptLabel(c.layer, c.channel) }),
-        element("span", { className: "cs-name", textContent: conceptLabel(c.layer, c.channel) }),
+        element("img", { className: "cs-thumb", src: urls.url(c.thumbnail), alt: conceptName(c.layer, c.channel, c.label) }),
+        element("span", { className: "cs-name" }, c.label
+          ? [element("span", { className: "cs-label", textContent: c.label }),
+            element("span", { className: "cs-id", textContent: conceptLabel(c.layer, c.channel) })]
+          : [conceptLabel(c.layer, c.channel)]),
         element("span", { className: "cs-bar" }, [bar]),
         element("span", { className: "cs-share", textContent: formatShare(c.share) }),
       ]);

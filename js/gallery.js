@@ -3,7 +3,7 @@
 // Mode, crop and page changes send "query"; clicking a reference sends "pick".
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
-import { conceptLabel, formatRelevance, formatShare } from "./lib/format.js";
+import { conceptName, formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
 import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
@@ -38,7 +38,7 @@ export function classesText(classes) {
 /**
  * The synced traits of the Python view.
  * @typedef {{
- *   concept: { layer?: string, channel?: number }, mode: "relevance" | "activation", crop: boolean,
+ *   concept: { layer?: string, channel?: number, label?: string }, mode: "relevance" | "activation", crop: boolean,
  *   page: number, pages: number, page_size: number, note: string, busy: boolean, error: string,
  *   references: { index: number, score: number, image: DataView }[], classes: { name: string, share: number }[],
  * }} Model
@@ -81,7 +81,9 @@ function render({ model, el }) {
   function renderAll() {
     const concept = model.get("concept");
     const [page, pages] = [model.get("page"), model.get("pages")];
-    title.textContent = concept?.layer ? `references of ${conceptLabel(concept.layer, concept.channel)}` : "no concept selected";
+    title.textContent = concept?.layer
+      ? `references of ${conceptName(concept.layer, concept.channel, concept.label)}`
+      : "no concept selected";
     mode.value = model.get("mode");
     crop.checked = model.get("crop");
     pageLabel.textContent = pageText(page, pages);

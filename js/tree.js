@@ -5,7 +5,7 @@
 import { byteLength, createDecoder, drawComposite } from "./lib/canvas.js";
 import { createChannel } from "./lib/channel.js";
 import { element, style, svgElement } from "./lib/dom.js";
-import { conceptLabel, formatShare } from "./lib/format.js";
+import { conceptLabel, conceptName, formatShare } from "./lib/format.js";
 import { displayScale } from "./lib/geometry.js";
 import { focusable, itemKeys } from "./lib/keys.js";
 import { listen } from "./lib/listen.js";
@@ -33,7 +33,7 @@ const DETAIL_WIDTH = 128;
 
 /** Label of a tree path: its concepts from the root down, e.g. "features.15 #3 → features.12 #7". */
 export function pathLabel(path) {
-  return path.map(([layer, channel]) => conceptLabel(layer, channel)).join(" → ");
+  return path.map(([layer, channel, label]) => conceptName(layer, channel, label)).join(" → ");
 }
 
 function nodeElement(n, { selected, pending, onClick }) {
@@ -41,8 +41,9 @@ function nodeElement(n, { selected, pending, onClick }) {
   const bar = Math.max(0, Math.min(1, data.share ?? 0)) * (NODE.width - 12);
   const g = svgElement("g", { class: "cs-node", transform: `translate(${n.left},${n.top})` }, [
     svgElement("rect", { class: "cs-box", width: NODE.width, height: NODE.height, rx: 4 }),
-    svgElement("text", { x: 6, y: 14 }, [conceptLabel(data.layer, data.channel)]),
-    svgElement("text", { x: 6, y: 27 }, [formatShare(data.share)]),
+    svgElement("title", {}, [conceptName(data.layer, data.channel, data.label)]),
+    svgElement("text", { x: 6, y: 14 }, [data.label || conceptLabel(data.layer, data.channel)]),
+    svgElement("text", { x: 6, y: 27 }, [(data.label ? `${conceptLabel(data.layer, data.channel)} · ` : "") + formatShare(data.share)]),
     svgElement("rect", { x: 6, y: 30, width: bar, height: 3, fill: "#e53935" }),
   ]);
   if (data.children === null) g.append(svgElement("text", { x: NODE.width - 12, y: 14 }, ["+"]));

@@ -245,3 +245,34 @@ def test_figure_shows_what_the_explorer_shows(ex, xp, data, tmp_path):
     assert tree_texts[0] == f"a named concept ({LAYER} #{channel})" and len(tree_texts) > 1
     figure.savefig(tmp_path / "explorer.pdf")
     assert (tmp_path / "explorer.pdf").stat().st_size > 10_000
+
+
+def test_labels_name_concepts_in_every_view(xp, data, atlas):
+    explanation = xp.explain(data[3][0])
+    first, second = (s.channel for s in explanation.top_concepts(LAYER, 2))
+    ex = explore(xp, data[3][0], atlas=atlas, picture=data.raw_image(3), labels={LAYER: {first: "stripes"}})
+    assert ex.wait(30)
+    rows = {c["channel"]: c["label"] for c in ex.concepts.concepts}
+    assert rows[first] == "stripes" and rows[second] == "unlabelled"
+    ex.select(LAYER, first)
+    assert ex.wait(30)
+    assert ex.heatmap.concept_label == f"stripes ({LAYER} #{first})"
+    assert ex.gallery.concept == {"layer": LAYER, "channel": first, "label": "stripes"}
+    assert ex.tree.tree["label"] == "stripes"
+    assert {child["label"] for child in ex.tree.tree["children"]} == {"unlabelled"}
+    plain = explore(xp, data[3][0])
+    assert plain.wait(30) and {c["label"] for c in plain.concepts.concepts} == {""}
+
+
+@pytest.mark.parametrize("labels, error, message", [
+    ({"features.99": {1: "x"}}, ValueError, "labels name layer 'features.99', which the model does not have"),
+    ({LAYER: {64: "x"}}, ValueError, "names channel 64, but the layer has channels 0..63"),
+    ({LAYER: {True: "x"}}, ValueError, "names channel True"),
+    ({LAYER: {-1: "x"}}, ValueError, "names channel -1"),
+    ({LAYER: {1: 3}}, TypeError, "must be a string, got int"),
+    ({LAYER: ["x"]}, TypeError, r"labels\['features.15'\] must be a dict"),
+    (["x"], TypeError, "labels must be a dict"),
+])
+def test_bad_labels_are_refused(xp, data, labels, error, message):
+    with pytest.raises(error, match=message):
+        explore(xp, data[3][0], labels=labels)

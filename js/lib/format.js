@@ -15,3 +15,8 @@ export function formatShare(share) {
 export function conceptLabel(layer, channel) {
   return `${layer} #${channel}`;
 }
+
+/** A concept's name with its label when it has one, e.g. "stripes (features.15 #12)". */
+export function conceptName(layer, channel, label) {
+  return label ? `${label} (${conceptLabel(layer, channel)})` : conceptLabel(layer, channel);
+}

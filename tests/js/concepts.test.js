@@ -94,4 +94,13 @@ describe("ConceptList helpers", () => {
     expect(isSelected({ layer: "a", channel: 1 }, {})).toBe(false);
     expect(rankingNote("", [])).toBe("…: whole image");
   });
+
+  it("names labelled concepts by their label, with the layer and channel in small", async () => {
+    const { rows } = await setup({ concepts: [{ ...concept(3, 0.25), label: "stripes" }, { ...concept(7, 0.1), label: "unlabelled" }] });
+    const [first, second] = rows();
+    expect(first.querySelector(".cs-label").textContent).toBe("stripes");
+    expect(first.querySelector(".cs-id").textContent).toBe("f.15 #3");
+    expect(second.querySelector(".cs-label").textContent).toBe("unlabelled");
+    expect(first.querySelector("img").alt).toBe("stripes (f.15 #3)");
+  });
 });

@@ -82,7 +82,7 @@ class ConceptList(RequestWidget):
         picture = controller.subject.picture
         concepts = [
             {"layer": s.layer, "channel": s.channel, "relevance": s.relevance, "share": s.share,
-             "thumbnail": thumbnail(picture, m, self.colormap)}
+             "label": controller.label(s.layer, s.channel), "thumbnail": thumbnail(picture, m, self.colormap)}
             for s, m in zip(scores, maps)
         ]
         return {"layer": layer, "concepts": concepts}

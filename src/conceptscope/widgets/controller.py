@@ -33,6 +33,30 @@ Box = Sequence[int]  # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
 Path = Sequence[Sequence[Any]]  # [(layer, channel), ...] from a tree's root down
 ModelInput = torch.Tensor | np.ndarray  # (C, H, W) float, normalised as the model expects
 Picture = np.ndarray | torch.Tensor  # uint8 (H, W, 3)
+Labels = dict[str, dict[int, str | None]]  # {layer: {channel: text}}
+
+
+def check_labels(labels: Any, layers: dict[str, int]) -> Labels:
+    """``labels`` as ``{layer: {channel: text or None}}``, each layer and channel checked against ``layers``
+    (``{name: concepts}``), or a clear error."""
+    if not isinstance(labels, dict):
+        raise TypeError(f"labels must be a dict {{layer: {{channel: text}}}}, got {type(labels).__name__}")
+    checked = {}
+    for layer, names in labels.items():
+        if layer not in layers:
+            raise ValueError(f"labels name layer {layer!r}, which the model does not have; layers: "
+                             f"{', '.join(layers)}")
+        if not isinstance(names, dict):
+            raise TypeError(f"labels[{layer!r}] must be a dict {{channel: text}}, got {type(names).__name__}")
+        for channel, text in names.items():
+            if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) \
+                    or not 0 <= channel < layers[layer]:
+                raise ValueError(f"labels[{layer!r}] names channel {channel!r}, but the layer has channels "
+                                 f"0..{layers[layer] - 1}")
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"the label of {layer} #{channel} must be a string, got {type(text).__name__}")
+        checked[layer] = {int(channel): text for channel, text in names.items()}
+    return checked
 
 
 @dataclass(frozen=True)
@@ -59,9 +83,11 @@ class Controller:
     """
 
     def __init__(self, explainer: Explainer, image: ModelInput, target: int | None = None,
-                 picture: Picture | None = None, classes: Sequence[str] | None = None, cache_size: int = 256):
+                 picture: Picture | None = None, classes: Sequence[str] | None = None, cache_size: int = 256,
+                 labels: Labels | None = None):
         self.explainer = explainer
         self.classes = None if classes is None else [str(c) for c in classes]
+        self.labels = None if labels is None else check_labels(labels, explainer.layers)
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
@@ -133,6 +159,20 @@ class Controller:
         with self._cache_lock:
             self._explained = subject.key, explanation
         return explanation
+
+    def label(self, layer: str, channel: int) -> str:
+        """The concept's label: its text, "unlabelled" where labels exist but not for it, "" where there are none."""
+        if self.labels is None:
+            return ""
+        return self.labels.get(layer, {}).get(int(channel)) or "unlabelled"
+
+    def labelled_tree(self, tree: dict[str, Any]) -> dict[str, Any]:
+        """A composition tree dict (``CompositionNode.to_dict``) with each node's ``label`` (unchanged without)."""
+        if self.labels is None:
+            return tree
+        children = tree["children"]
+        return {**tree, "label": self.label(tree["layer"], tree["channel"]),
+                "children": None if children is None else [self.labelled_tree(child) for child in children]}
 
     def class_name(self, index: int) -> str:
         return self.classes[index] if self.classes is not None else f"class {index}"

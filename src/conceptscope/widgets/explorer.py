@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 import numpy as np
 
+from .. import plot
 from ._worker import Worker
 from .concepts import ConceptList
 from .controller import Controller, ModelInput, Picture
@@ -29,14 +30,21 @@ if TYPE_CHECKING:
 SECONDARY_DELAY = 0.1
 
 
-def _label(path: list[list[Any]]) -> str:
-    return " → ".join(f"{layer} #{channel}" for layer, channel in path)
+def _lens_labels(lens: SemanticLens, vocabulary: Sequence[str]) -> dict:
+    """``{layer: {channel: text or None}}`` from the lens' labels for ``vocabulary``; dead concepts say so."""
+    labels: dict = {}
+    for found in lens.label(vocabulary):
+        text = "never relevant on this dataset" if found.status == "no references" else found.label
+        labels.setdefault(found.layer, {})[found.channel] = text
+    return labels
 
 
 class Explorer(ipywidgets.VBox):
     """Target selector and prediction, heatmap (with regions), concept list, composition tree,
     (with an atlas) the neuron gallery and (with a SemanticLens ``lens``) the semantic search (labels
-    from ``vocabulary``), wired so that a selection in one view updates the others.
+    from ``vocabulary``), wired so that a selection in one view updates the others. Concepts are named by
+    ``labels`` (``{layer: {channel: text}}``) or, with a lens and a vocabulary, by the lens' labels (computed once)
+    in the concept list, the tree, the gallery, the heatmap's caption and the figures; the others say "unlabelled".
 
     All views share one :class:`Controller` (input, target, cached results) and one worker thread.
     Attributes: ``controller``, ``target``, ``heatmap``, ``concepts``, ``tree``, ``gallery`` (None
@@ -46,13 +54,15 @@ class Explorer(ipywidgets.VBox):
     def __init__(self, explainer: Explainer, image: ModelInput, *, atlas: Atlas | None = None,
                  target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
                  layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
-                 vocabulary: Sequence[str] | None = None, **kwargs: Any):
+                 vocabulary: Sequence[str] | None = None, labels: dict | None = None, **kwargs: Any):
         if atlas is None and lens is not None:
             atlas = lens.atlas
         if classes is None and atlas is not None:
             classes = atlas.classes
         self._worker = worker = Worker("conceptscope-explorer")
-        self.controller = controller = Controller(explainer, image, target, picture, classes)
+        if labels is None and lens is not None and vocabulary:
+            labels = _lens_labels(lens, vocabulary)
+        self.controller = controller = Controller(explainer, image, target, picture, classes, labels=labels)
         self._path: list[list[Any]] = []  # the concept path whose heatmap is shown
         controller.subscribe(self._input_changed)  # first, so the heatmap is recomputed before the rest
         self.heatmap = HeatmapView(controller.subject.picture, self._full_heatmap(), worker=worker, logit=self._start())
@@ -136,9 +146,10 @@ class Explorer(ipywidgets.VBox):
             return
         previous, self._path = self._path, path
         controller, heatmap = self.controller, self.heatmap
-        heatmap.push("concept", lambda: heatmap.concept_state(controller.path_heatmap(path), _label(path)))
+        name = " → ".join(plot.concept_name(layer, channel, controller.labels) for layer, channel in path)
+        heatmap.push("concept", lambda: heatmap.concept_state(controller.path_heatmap(path), name))
         if self.gallery is not None and (not previous or previous[-1] != path[-1]):
-            self.gallery.show(*path[-1], delay=SECONDARY_DELAY)
+            self.gallery.show(*path[-1], delay=SECONDARY_DELAY, label=controller.label(*path[-1]))
 
     # -- export -------------------------------------------------------------------------------------------
     def figure(self, labels: Any = None) -> Any:
@@ -147,7 +158,7 @@ class Explorer(ipywidgets.VBox):
         their shares, the concept's references and its composition tree. ``labels``: ``{layer: {channel: text}}``."""
         import matplotlib.pyplot as plt
 
-        from .. import plot
+        labels = self.controller.labels if labels is None else labels
 
         if not self.wait(120):
             raise TimeoutError("the explorer is still computing; call figure() again when it is done")

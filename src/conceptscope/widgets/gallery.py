@@ -50,10 +50,12 @@ class NeuronGallery(RequestWidget):
         if layer is not None and channel is not None:
             self.show(layer, channel)
 
-    def show(self, layer: str, channel: int, delay: float = 0.0) -> None:
-        """Show the references of concept (``layer``, ``channel``) from the first page (after ``delay`` s)."""
+    def show(self, layer: str, channel: int, delay: float = 0.0, label: str = "") -> None:
+        """Show the references of concept (``layer``, ``channel``, named ``label`` when given) from the first page
+        (after ``delay`` s)."""
         with self._lock:
-            self.push("references", lambda: {"concept": {"layer": layer, "channel": int(channel)},
+            concept = {"layer": layer, "channel": int(channel), **({"label": label} if label else {})}
+            self.push("references", lambda: {"concept": concept,
                                               **self._page(layer, int(channel), self.mode, self.crop, 0)},
                       delay=delay)
 
@@ -90,6 +92,7 @@ class NeuronGallery(RequestWidget):
         items = [] if self.note else self.atlas.references(layer, channel, self.mode, n=self.page_size,
                                                            offset=self.page * self.page_size, crop=self.crop)
         name = {"relevance": "RelMax", "activation": "ActMax"}.get(self.mode, self.mode)
+        labels = labels or {layer: {channel: self.concept.get("label")}}
         return plot.references(items, title=f"{plot.concept_name(layer, channel, labels)}: {name} references",
                                empty=self.note or "no references", figure=figure)
 

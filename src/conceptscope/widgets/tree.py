@@ -84,7 +84,7 @@ class CompositionTree(RequestWidget):
         node = controller.tree_node(path, self.top)
         node.expand(1)  # its children, computed once and kept in the cached tree
         root = controller.composition(*path[0], self.top)
-        return {"tree": _finite(root.to_dict()), "selected": path,
+        return {"tree": controller.labelled_tree(_finite(root.to_dict())), "selected": path,
                 "heatmap_png": heatmap_png(controller.path_heatmap(path, self.top), self.colormap, alpha=True)}
 
     @request("expand", work="tree", path=list)
