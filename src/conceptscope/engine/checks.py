@@ -26,6 +26,22 @@ def check_logits(logits, model):
             "in float32 (model.float()) if it is in half precision on this device")
 
 
+def check_logits_shape(logits, model):
+    """Refuse outputs that are not one vector of logits per image, e.g. the per-pixel logits (B, classes, H, W) of a
+    segmentation model."""
+    if logits.dim() == 2:
+        return
+    shape = tuple(logits.shape)
+    if logits.dim() == 4:
+        raise ValueError(
+            f"{type(model).__name__} returns per-pixel logits of shape {shape} (a segmentation model?). conceptscope "
+            "explains one logit vector (B, classes) per image; segmentation targets (a class in a region) are not "
+            "supported yet (see DESIGN.md, targets). Wrap the model so that it returns (B, classes), e.g. each "
+            "class's logits summed over the region to explain")
+    raise ValueError(f"{type(model).__name__} returns logits of shape {shape}; conceptscope explains one logit "
+                     "vector (B, classes) per image: pick it with the Explainer's output= or wrap the model")
+
+
 def check_canonized(explained, reference, model, in_float64=None):
     """Refuse a canonized copy whose logits differ from the model's: it would explain another model.
 
@@ -61,6 +77,11 @@ def check_heatmaps(heatmaps, start, scale=None, what="heatmap"):
     ``heatmaps`` (B, ...) and ``start`` (B,): the relevance each explanation started from (the target logit);
     ``scale`` (B,), e.g. the mean |logit|, keeps a target logit near zero from making any sum look created."""
     if not torch.isfinite(heatmaps).all():
+        if torch.finfo(heatmaps.dtype).bits < 32:
+            raise RelevanceError(
+                f"the {what} contains non-finite relevance: the model runs in {heatmaps.dtype} on "
+                f"{heatmaps.device}, whose range and precision are too small for the rules' divisions. Explain it in "
+                "float32 (model.float() and float inputs), or run it in half precision on a GPU")
         raise RelevanceError(f"the {what} contains non-finite relevance although the logits are finite: a rule "
                              "divided by a vanishing denominator. Use a composite with stabilised rules (epsilon)")
     flat = heatmaps.reshape(heatmaps.shape[0], -1)
