@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
+from ..engine.arguments import count, short
 from . import _bundle
 from ._worker import Worker
 
@@ -66,7 +67,7 @@ class Schema:
                 wanted = " or ".join(t.__name__ for t in options)
                 raise ProtocolError(
                     f"{self.type!r} message: field {name!r} must be {wanted}; "
-                    f"got {type(value).__name__} {value!r}"
+                    f"got {type(value).__name__} {short(value)}"
                 )
             args[name] = value
         return args
@@ -87,6 +88,21 @@ def request(type_: str, *, work: str | None = None, **fields: type | tuple[type,
         return method
 
     return mark
+
+
+def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``check(value)`` with its ValueError/TypeError raised as a ``traitlets.TraitError`` (for trait validators)."""
+    def run(value: Any) -> Any:
+        try:
+            return check(value)
+        except (ValueError, TypeError) as exc:
+            raise traitlets.TraitError(str(exc)) from None
+    return run
+
+
+def trait_count(name: str, minimum: int = 1) -> Callable[[Any], int]:
+    """A trait validator's check: an int >= ``minimum`` (not a bool)."""
+    return checked(lambda value: count(name, value, minimum))
 
 
 def _request_id(message: object) -> RequestId | None:
@@ -217,8 +233,21 @@ class RequestWidget(anywidget.AnyWidget):
         else:
             self._reply(request_id, reply)
 
+    def set_state(self, sync_data: Mapping[str, Any]) -> None:
+        """State sent by the view: each trait is checked as when set from Python (its validator makes the same checks
+        as the corresponding request). A refused value is logged (shortened), shown as the view's ``error`` and sent
+        back as it was, so that view and kernel agree again."""
+        for name, value in sync_data.items():
+            try:
+                super().set_state({name: value})
+            except (traitlets.TraitError, ValueError, TypeError) as exc:
+                log.warning("%s: refused %s=%s from the view: %s", type(self).__name__, name, short(value),
+                            str(exc)[:500])
+                self.error = f"{name}: {exc}"
+                self.send_state(name)
+
     def _reject(self, request_id: RequestId | None, content: object, exc: ProtocolError) -> None:
-        log.warning("%s: rejected message %r: %s", type(self).__name__, content, exc)
+        log.warning("%s: rejected message %s: %s", type(self).__name__, short(content, 500), str(exc)[:500])
         if request_id is not None:
             self._reply(request_id, {"type": "error", "message": str(exc)})
 

@@ -9,8 +9,8 @@ import traitlets
 
 from ..errors import UnknownLayerError
 from ..render import COLORMAPS, heatmap_png
-from ._protocol import ProtocolError, RequestWidget, request
-from .controller import Controller, ModelInput, Picture
+from ._protocol import ProtocolError, RequestWidget, checked, request, trait_count
+from .controller import Controller, ModelInput, Picture, check_box
 
 if TYPE_CHECKING:
     from ..engine import Explainer
@@ -47,17 +47,49 @@ class ConceptList(RequestWidget):
             raise UnknownLayerError(f"unknown layer {layer!r}; layers: {', '.join(layers)}")
         super().__init__(layers=layers, layer=layer or "", k=k, **kwargs)
         self.controller.subscribe(self.refresh)
+        self.observe(lambda _change: self.refresh(), names=["k", "region"])
         self.refresh()
 
     def refresh(self) -> None:
-        """Rank the concepts again (new input, target or region)."""
+        """Rank the concepts again (new input, target, region or k)."""
         self.push("concepts", lambda: self._ranking(self.layer or None))
 
     def set_region(self, box: list[int] | None) -> None:
         """Rank by the relevance inside ``box`` ([x0, y0, x1, y1]; None or [] for the whole image)."""
         with self._lock:
-            self.region = list(box or [])
-            self.refresh()
+            self.region = [] if box is None else box
+
+    # -- checks of the synced state (from Python or the view) -----------------------------------------
+    @traitlets.validate("k")
+    def _valid_k(self, proposal: dict) -> int:
+        return trait_count("k")(proposal["value"])
+
+    @traitlets.validate("region")
+    def _valid_region(self, proposal: dict) -> list[int]:
+        shape = self.controller.subject.picture.shape[:2]
+        return checked(lambda box: check_box(box, shape))(proposal["value"])
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        if proposal["value"] and self.layers and proposal["value"] not in self.layers:
+            raise traitlets.TraitError(f"unknown layer {proposal['value']!r}; layers: {', '.join(self.layers)}")
+        return proposal["value"]
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: dict) -> dict:
+        value = proposal["value"]
+        if value:
+            if set(value) != {"layer", "channel"}:
+                raise traitlets.TraitError(f"selected must be {{}} or {{layer, channel}}; got {value!r}")
+            checked(lambda v: self._check_concept(v["layer"], v["channel"]))(value)
+        return value
+
+    def _check_concept(self, layer: Any, channel: Any) -> None:
+        if layer not in self.layers:
+            raise ValueError(f"unknown layer {layer!r}; layers: {', '.join(self.layers)}")
+        channels = self.controller.explainer.layers[layer]
+        if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < channels:
+            raise ValueError(f"channel {channel!r} is out of range for layer {layer!r} (0..{channels - 1})")
 
     def _ranking(self, layer: str | None) -> dict[str, Any]:
         controller = self.controller
@@ -82,10 +114,10 @@ class ConceptList(RequestWidget):
 
     @request("select", layer=str, channel=int)
     def _on_select(self, layer: str, channel: int) -> dict[str, Any]:
-        self._check_layer(layer)
-        channels = self.controller.explainer.layers[layer]
-        if not 0 <= channel < channels:
-            raise ProtocolError(f"channel {channel} is out of range for layer {layer!r} (0..{channels - 1})")
+        try:
+            self._check_concept(layer, channel)
+        except ValueError as exc:
+            raise ProtocolError(str(exc)) from None
         self.selected = {"layer": layer, "channel": channel}
         self._emit("select", layer, channel)
         return {"type": "selected", "layer": layer, "channel": channel}

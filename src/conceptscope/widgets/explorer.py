@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 import numpy as np
 
+from ..atlas import identity
+from ..errors import AtlasMismatchError
 from ._worker import Worker
 from .concepts import ConceptList
 from .controller import Controller, ModelInput, Picture
@@ -47,12 +49,18 @@ class Explorer(ipywidgets.VBox):
                  target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
                  layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
                  vocabulary: Sequence[str] | None = None, **kwargs: Any):
+        if lens is not None and atlas is not None and lens.atlas is not atlas \
+                and lens.atlas.manifest["identity"] != atlas.manifest["identity"]:
+            raise AtlasMismatchError(f"the lens was made from the atlas at {lens.atlas.path}, which was built for "
+                                     f"another model, composite or dataset than the atlas at {atlas.path}")
         if atlas is None and lens is not None:
             atlas = lens.atlas
         if classes is None and atlas is not None:
             classes = atlas.classes
         self._worker = worker = Worker("conceptscope-explorer")
         self.controller = controller = Controller(explainer, image, target, picture, classes)
+        if atlas is not None:  # its references must be of this explainer's model and composite
+            identity.check_identity(atlas.path, atlas.manifest["identity"], identity.of(explainer))
         self._path: list[list[Any]] = []  # the concept path whose heatmap is shown
         controller.subscribe(self._input_changed)  # first, so the heatmap is recomputed before the rest
         self.heatmap = HeatmapView(controller.subject.picture, self._full_heatmap(), worker=worker)

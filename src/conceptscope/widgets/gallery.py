@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..engine.arguments import count
 from ..render import encode_png
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import ProtocolError, RequestWidget, request, trait_count
 
 if TYPE_CHECKING:
     from ..atlas import Atlas
@@ -45,7 +46,7 @@ class NeuronGallery(RequestWidget):
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         self.atlas = atlas
         self._cache: OrderedDict = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_size = count("cache_size", cache_size, minimum=0)
         super().__init__(mode=mode, crop=crop, page_size=page_size, **kwargs)
         if layer is not None and channel is not None:
             self.show(layer, channel)
@@ -79,6 +80,17 @@ class NeuronGallery(RequestWidget):
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return state
+
+    @traitlets.validate("page_size")
+    def _valid_page_size(self, proposal: dict) -> int:
+        return trait_count("page_size")(proposal["value"])
+
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: dict) -> int:
+        page = trait_count("page", minimum=0)(proposal["value"])
+        if self.pages and page >= self.pages:
+            raise traitlets.TraitError(f"page {page} does not exist (pages: 0..{self.pages - 1})")
+        return page
 
     @request("query", work="references", mode=str, crop=bool, page=int)
     def _on_query(self, mode: str, crop: bool, page: int) -> dict[str, Any]:

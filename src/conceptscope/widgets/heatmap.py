@@ -9,7 +9,8 @@ import traitlets
 
 from ..render import COLORMAPS, encode_png, heatmap_png
 from ._arrays import as_image, as_relevance
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import ProtocolError, RequestWidget, checked, request
+from .controller import check_box
 
 
 class HeatmapView(RequestWidget):
@@ -94,6 +95,24 @@ class HeatmapView(RequestWidget):
         with self._lock:
             self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap)
 
+    # -- checks of the synced state (from Python or the view) -----------------------------------------
+    @traitlets.validate("region")
+    def _valid_region(self, proposal: dict) -> list[int]:
+        return checked(lambda box: check_box(box, self._shape))(proposal["value"])
+
+    @traitlets.validate("opacity")
+    def _valid_opacity(self, proposal: dict) -> float:
+        value = proposal["value"]
+        if isinstance(value, bool) or not 0 <= value <= 1:
+            raise traitlets.TraitError(f"opacity must be a number in [0, 1]; got {value!r}")
+        return value
+
+    @traitlets.validate("show")
+    def _valid_show(self, proposal: dict) -> str:
+        if proposal["value"] == "concept" and self.concept_relevance is None:
+            raise traitlets.TraitError("no concept heatmap to show yet: select a concept first")
+        return proposal["value"]
+
     @traitlets.observe("region")
     def _region_changed(self, change: dict) -> None:
         self._emit("region", list(change["new"]))
@@ -115,12 +134,9 @@ class HeatmapView(RequestWidget):
 
     @request("region", box=list)
     def _on_region(self, box: list) -> dict:
-        height, width = self._shape
-        if box:
-            if len(box) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in box):
-                raise ProtocolError(f"region box must be [x0, y0, x1, y1] of 4 integers (or []); got {box!r}")
-            x0, y0, x1, y1 = box
-            if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-                raise ProtocolError(f"region box {box} is empty or outside the {width}x{height} image")
-        self.region = list(box)
+        try:
+            box = check_box(box, self._shape)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(str(exc)) from None
+        self.region = box
         return {"type": "region_result", "box": list(box)}

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..engine.arguments import count
 from ..render import encode_png
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import ProtocolError, RequestWidget, request, trait_count
 
 if TYPE_CHECKING:
     from ..semantics import SemanticLens
@@ -69,8 +70,7 @@ class SemanticSearch(RequestWidget):
 
     def __init__(self, lens: SemanticLens, *, explorer: Any = None, vocabulary: Sequence[str] | None = None,
                  templates: Sequence[str] | None = None, k: int = 10, references: int = 4, **kwargs: Any):
-        if references < 1:
-            raise ValueError(f"references must be a positive number of thumbnails per hit; got {references!r}")
+        references = count("references", references)
         self.lens, self.templates, self.references = lens, templates, references
         self._labels: tuple[tuple[str, ...], dict] = ((), {})  # (vocabulary, {(layer, channel): label dict})
         self._scores: dict[str, dict[str, Any]] = {}  # layer -> LayerScores.to_dict()
@@ -84,6 +84,16 @@ class SemanticSearch(RequestWidget):
                          classes=[str(c) for c in lens.atlas.classes], **kwargs)
         if explorer is not None:
             self.on("select", explorer.select)
+
+    @traitlets.validate("k")
+    def _valid_k(self, proposal: dict) -> int:
+        return trait_count("k")(proposal["value"])
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        if proposal["value"] and proposal["value"] not in self.layers:
+            raise traitlets.TraitError(f"unknown layer {proposal['value']!r}; layers: {', '.join(self.layers)}")
+        return proposal["value"]
 
     # -- Python API ---------------------------------------------------------------------------------------------------
     def search(self, query: str, layer: str | None = None) -> None:

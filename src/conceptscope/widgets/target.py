@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import ProtocolError, RequestWidget, request, trait_count
 from .controller import Controller, ModelInput, Picture
 
 if TYPE_CHECKING:
@@ -36,7 +36,19 @@ class TargetView(RequestWidget):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
         super().__init__(k=k, **kwargs)
         self.controller.subscribe(self.refresh)
+        self.observe(lambda _change: self.refresh(), names=["k"])
         self.refresh()
+
+    @traitlets.validate("k")
+    def _valid_k(self, proposal: dict) -> int:
+        return trait_count("k")(proposal["value"])
+
+    @traitlets.validate("target", "predicted")
+    def _valid_class(self, proposal: dict) -> int:
+        value, name = proposal["value"], proposal["trait"].name
+        if isinstance(value, bool) or not -1 <= value < len(self.classes):
+            raise traitlets.TraitError(f"{name} {value!r} is not a class (0..{len(self.classes) - 1}; -1: none yet)")
+        return value
 
     def refresh(self) -> None:
         """Show the prediction of the current input and target."""

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..engine.arguments import is_integer
 from ..render import COLORMAPS, encode_png, heatmap_png
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import ProtocolError, RequestWidget, request, trait_count
 from .controller import Controller, ModelInput, Picture
 
 if TYPE_CHECKING:
@@ -22,6 +23,12 @@ def _finite(tree: dict[str, Any]) -> dict[str, Any]:
     if tree["children"] is not None:
         fix["children"] = [_finite(child) for child in tree["children"]]
     return fix
+
+
+def _is_path(path: list) -> bool:
+    """Whether ``path`` is a list of [layer name, channel] pairs."""
+    return all(isinstance(step, list) and len(step) == 2 and isinstance(step[0], str) and is_integer(step[1])
+               and step[1] >= 0 for step in path)
 
 
 class CompositionTree(RequestWidget):
@@ -60,6 +67,17 @@ class CompositionTree(RequestWidget):
             self.push("tree", lambda: {"image_png": encode_png(self.controller.subject.picture), **self._state(path)},
                       delay=delay)
 
+    @traitlets.validate("top")
+    def _valid_top(self, proposal: dict) -> int:
+        return trait_count("top")(proposal["value"])
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: dict) -> list:
+        path = proposal["value"]
+        if path and not _is_path(path):
+            raise traitlets.TraitError(f"selected must be [] or a path [[layer, channel], ...]; got {path!r}")
+        return path
+
     @traitlets.observe("selected")
     def _selected_changed(self, change: dict) -> None:
         if change["new"]:
@@ -80,10 +98,7 @@ class CompositionTree(RequestWidget):
 
     @request("expand", work="tree", path=list)
     def _on_expand(self, path: list) -> dict[str, Any]:
-        if not path or not all(
-            isinstance(step, list) and len(step) == 2 and isinstance(step[0], str)
-            and isinstance(step[1], int) and not isinstance(step[1], bool) for step in path
-        ):
+        if not path or not _is_path(path):
             raise ProtocolError(f"path must be a non-empty list of [layer, channel] pairs; got {path!r}")
         if not self.tree or path[0] != [self.tree["layer"], self.tree["channel"]]:
             raise ProtocolError(f"path {path!r} does not start at the tree's root")
