@@ -50,7 +50,7 @@ def channel_ids(layer, ids, channels):
         ids = ids.reshape(-1).tolist() if ids.dtype.kind in "iu" else list(ids.reshape(-1))
     elif is_integer(ids):
         ids = [ids]
-    elif isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+    elif isinstance(ids, (str, bytes, dict, set, frozenset)) or not hasattr(ids, "__iter__"):
         raise TypeError(f"{accepted}; got {type(ids).__name__} {short(ids)}")
     ids = list(ids)
     bad = [i for i in ids if not is_integer(i)]

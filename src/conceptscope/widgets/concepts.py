@@ -31,7 +31,7 @@ class ConceptList(RequestWidget):
 
     layers = traitlets.List(traitlets.Unicode(), help="The layers to choose from.").tag(sync=True)
     layer = traitlets.Unicode(help="The layer whose concepts are listed.").tag(sync=True)
-    k = traitlets.Int(8, min=1, help="How many concepts are listed.").tag(sync=True)
+    k = traitlets.Int(8, help="How many concepts are listed.").tag(sync=True)
     concepts = traitlets.List(traitlets.Dict(),
                               help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
     selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)

@@ -33,7 +33,7 @@ class NeuronGallery(RequestWidget):
     crop = traitlets.Bool(True).tag(sync=True)
     page = traitlets.Int(0, help="The page shown (from 0).").tag(sync=True)
     pages = traitlets.Int(0, help="How many pages there are.").tag(sync=True)
-    page_size = traitlets.Int(8, min=1).tag(sync=True)
+    page_size = traitlets.Int(8, help="References per page.").tag(sync=True)
     references = traitlets.List(traitlets.Dict(), help="[{index, score, image (PNG)}] of the page.").tag(sync=True)
     classes = traitlets.List(traitlets.Dict(),
                              help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)

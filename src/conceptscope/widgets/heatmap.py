@@ -13,6 +13,15 @@ from ._protocol import ProtocolError, RequestWidget, checked, request
 from .controller import check_box
 
 
+class _Fraction(traitlets.Float):
+    """A float trait that refuses booleans (traitlets' Float would take True as 1.0)."""
+
+    def validate(self, obj: Any, value: Any) -> float:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        return super().validate(obj, value)
+
+
 class HeatmapView(RequestWidget):
     """Show ``image`` (uint8 H x W x 3) with ``relevance`` (float H x W) overlaid as a heatmap.
 
@@ -35,7 +44,7 @@ class HeatmapView(RequestWidget):
     region = traitlets.List(traitlets.Int(), help="The drawn box [x0, y0, x1, y1], or [].").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0]).tag(sync=True)
     colormaps = traitlets.List(traitlets.Unicode(), default_value=list(COLORMAPS), read_only=True).tag(sync=True)
-    opacity = traitlets.Float(0.6, min=0.0, max=1.0, help="Opacity of the heatmap over the image.").tag(sync=True)
+    opacity = _Fraction(0.6, help="Opacity of the heatmap over the image.").tag(sync=True)
     relevance = traitlets.Instance(np.ndarray, help="The relevance map (H, W) behind heatmap_png.")
     concept_relevance = traitlets.Instance(np.ndarray, allow_none=True, help="The map behind concept_png.")
 

@@ -57,7 +57,7 @@ class SemanticSearch(RequestWidget):
     layers = traitlets.List(traitlets.Unicode(), help="The lens's layers (the layer filter's choices).").tag(sync=True)
     layer = traitlets.Unicode(help="The layer searched ('' for all).").tag(sync=True)
     query = traitlets.Unicode(help="The last query searched.").tag(sync=True)
-    k = traitlets.Int(10, min=1, help="How many concepts a query finds.").tag(sync=True)
+    k = traitlets.Int(10, help="How many concepts a query finds.").tag(sync=True)
     vocabulary = traitlets.List(traitlets.Unicode(), help="Labels for the concepts ([]: no labels).").tag(sync=True)
     hits = traitlets.List(traitlets.Dict(), help="[{layer, channel, score, label, label_score, clarity, "
                                                  "polysemanticity, redundancy}] of the last query, most similar "

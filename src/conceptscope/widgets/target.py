@@ -28,7 +28,7 @@ class TargetView(RequestWidget):
                                  help="[{index, name, probability}] of the top classes.").tag(sync=True)
     target = traitlets.Int(-1, help="The explained class.").tag(sync=True)
     predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
-    k = traitlets.Int(5, min=1, help="How many top classes are shown.").tag(sync=True)
+    k = traitlets.Int(5, help="How many top classes are shown.").tag(sync=True)
 
     def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, *,
                  target: int | None = None, k: int = 5, picture: Picture | None = None,

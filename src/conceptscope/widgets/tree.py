@@ -47,7 +47,7 @@ class CompositionTree(RequestWidget):
     selected = traitlets.List(help="Path [[layer, channel], ...] of the selected node, or [].").tag(sync=True)
     image_png = traitlets.Bytes(help="The explained picture (PNG).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="Conditional heatmap of the selected node (PNG).").tag(sync=True)
-    top = traitlets.Int(5, min=1, help="Sub-concepts per expanded node.").tag(sync=True)
+    top = traitlets.Int(5, help="Sub-concepts per expanded node.").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the heatmap.")
 
     def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, layer: str | None = None,
