@@ -612,8 +612,9 @@ def test_the_controller_forgets_results_of_a_changed_model(world, image):
 @pytest.fixture
 def heatmap(image):
     view = HeatmapView(np.zeros((64, 64, 3), np.uint8), np.random.default_rng(0).normal(size=(64, 64)))
-    view.sent = []
+    view.sent, view.states = [], []
     view.send = lambda content, buffers=None: view.sent.append(content)
+    view.send_state = lambda key=None: view.states.append(key)
     return view
 
 
@@ -647,9 +648,11 @@ def test_a_bad_region_set_from_python_is_refused(heatmap, box, match):
 @pytest.mark.parametrize("box, match", BAD_BOXES)
 def test_a_bad_region_from_the_view_is_reverted_and_shown(heatmap, box, match):
     heatmap.region = [1, 1, 5, 5]
+    heatmap.states.clear()
     heatmap.set_state({"region": box})
     assert heatmap.region == [1, 1, 5, 5] and re.search(match, heatmap.error)
     assert heatmap.error.startswith("region: ")
+    assert heatmap.states[-1] == "region"  # the kernel's value goes back to the view
 
 
 @pytest.mark.parametrize("name, value, match", [
