@@ -14,7 +14,7 @@ import traitlets
 import conceptscope as cs
 from conceptscope.atlas import Atlas
 from conceptscope.models.identity import model_digest
-from conceptscope.models.private import model_fingerprint
+from conceptscope.models.private import device_checksum, model_fingerprint
 from conceptscope.widgets import (
     CompositionTree,
     ConceptList,
@@ -549,6 +549,29 @@ def test_the_fingerprint_sees_a_one_ulp_edit_anywhere(world):
     weight = model.features[11].weight.data.view(-1)
     weight[12345] = torch.nextafter(weight[12345], torch.tensor(10.0))
     assert model_fingerprint(model) != before
+
+
+def test_the_device_checksum_sees_every_one_word_edit_and_every_swap():
+    values = torch.randn(64)
+    before = device_checksum(values)
+    for i in range(64):
+        edited = values.clone()
+        edited[i] = torch.nextafter(edited[i], torch.tensor(10.0))
+        assert device_checksum(edited) != before
+        for j in range(i + 1, 64):
+            swapped = values.clone()
+            swapped[i], swapped[j] = values[j], values[i]
+            assert device_checksum(swapped) != before
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.bool,
+                                   torch.complex64, torch.int64])
+def test_the_device_checksum_sees_edits_of_every_dtype(dtype):
+    values = (torch.arange(300) % 2 + torch.arange(300) % 5 - 2).to(dtype)
+    edited = values.clone()
+    edited[150] = values[151]
+    assert values[150] != values[151] and device_checksum(edited) != device_checksum(values)
+    assert device_checksum(values.clone()) == device_checksum(values)
 
 
 def test_a_cached_explanation_is_not_served_after_a_change(world, image):

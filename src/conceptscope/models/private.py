@@ -56,8 +56,30 @@ def _is_plain(value):
 
 
 def _content(tensor):
-    """An xxh3 hash of the tensor's bytes (copied to the CPU first where it lives elsewhere); None for meta tensors."""
+    """What the tensor holds: an xxh3 hash of its bytes on the CPU, a :func:`device_checksum` elsewhere (no copy to
+    the host); None for meta tensors, which hold nothing."""
     if tensor.is_meta:
         return None
-    data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-    return xxhash.xxh3_64_intdigest(data)
+    data = tensor.detach().contiguous().reshape(-1)
+    if data.device.type == "cpu":
+        return xxhash.xxh3_64_intdigest(data.view(torch.uint8).numpy())
+    return device_checksum(data)
+
+
+CHUNK = 1 << 24  # words per step of device_checksum: bounds its temporary memory to ~256 MiB
+
+
+WORDS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int32, 16: torch.int32}
+
+
+def device_checksum(data):
+    """A checksum of a flat contiguous tensor computed where it lives: the sum of its 32-bit words (its 16- or 8-bit
+    elements where they are smaller) and their sum weighted by position (1, 2, ...), in wrapping 64-bit integers. A
+    change of one or two words, and a swap of any two, always moves it."""
+    words = data.view(WORDS[data.element_size()])
+    total = torch.zeros(2, dtype=torch.int64, device=data.device)
+    for start in range(0, words.numel(), CHUNK):
+        chunk = words[start:start + CHUNK].to(torch.int64)
+        position = torch.arange(start + 1, start + 1 + chunk.numel(), dtype=torch.int64, device=data.device)
+        total += torch.stack([chunk.sum(), (chunk * position).sum()])
+    return tuple(total.tolist())
