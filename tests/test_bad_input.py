@@ -93,10 +93,24 @@ def test_explainer_refuses_a_model_on_the_meta_device():
     ("output", True, TypeError, "output must be None, an index, a key or a function"),
     ("output", 1.5, TypeError, "output must be None, an index, a key or a function"),
     ("output", [0], TypeError, "output must be None, an index, a key or a function"),
-    ("composite", "no_such_composite", ValueError, "no_such_composite"),
+    ("composite", "no_such_composite", ValueError, "unknown composite 'no_such_composite'; use one of"),
+    ("composite", 3, ValueError, "unknown composite 3"),
+    ("concept", "channel", TypeError, r"concept must be a concept notion such as ChannelConcept\(\).*got str"),
 ])
 def test_explainer_options_are_checked(world, name, value, error, match):
     raises(error, match, lambda: cs.Explainer(world.model, **{name: value}))
+
+
+@pytest.mark.parametrize("mean, std, match", [
+    ([0.5, 0.5], [0.2, 0.2, 0.2], r"mean must be 3 finite numbers .*got \[0.5, 0.5\]"),
+    ("abc", [0.2, 0.2, 0.2], "mean must be 3 finite numbers"),
+    ([0.5, 0.5, float("nan")], [0.2, 0.2, 0.2], "mean must be 3 finite numbers"),
+    ([0.5] * 3, [0, 0, 0], r"std must be 3 finite numbers \(one per input channel, each > 0"),
+    ([0.5] * 3, [0.2, -0.2, 0.2], "std must be 3 finite numbers"),
+    ([0.5] * 3, None, "std must be 3 finite numbers"),
+])
+def test_the_box_rule_checks_the_normalisation(world, mean, std, match):
+    raises(ValueError, match, lambda: cs.Explainer(world.model, "epsilon_gamma_box", mean=mean, std=std))
 
 
 @pytest.mark.parametrize("name, value", [("cache_size", 0), ("cache_size", np.int64(2)), ("memory_budget", None),
@@ -139,6 +153,9 @@ BAD_IMAGES = [
     ("list", lambda im: im.tolist(), TypeError, "got list"),
     ("None", lambda im: None, TypeError, "got NoneType"),
     ("path string", lambda im: "cat.png", TypeError, "got str"),
+    ("empty batch", lambda im: im[None][:0], ValueError, r"the batch is empty \(shape \(0, 3, 64, 64\)\)"),
+    ("too small to pool", lambda im: im[:, :2, :2], ValueError, r"ShapesVGG cannot run on an input of shape "
+                                                                  r"\(1, 3, 2, 2\).*Output size is too small"),
     ("NaN pixel", _nan, ValueError, "1 non-finite .* values.*Replace or drop those pixels"),
     ("inf pixel", _inf, ValueError, "1 non-finite .* values"),
     ("-inf patch", _neg_inf, ValueError, "12 non-finite .* values"),

@@ -97,6 +97,10 @@ class Explainer:
                                        or callable(output)):
             raise TypeError(f"output must be None, an index, a key or a function of the model's output; got "
                             f"{type(output).__name__}")
+        if concept is not None and not all(callable(getattr(concept, name, None))
+                                           for name in ("count", "masks", "attribute", "check_ids")):
+            raise TypeError(f"concept must be a concept notion such as ChannelConcept() (with count, masks, attribute "
+                            f"and check_ids); got {type(concept).__name__}")
         self.model = model
         self.composite = make_composite(model, composite, mean, std)
         self.concept = concept or ChannelConcept()
@@ -167,7 +171,13 @@ class Explainer:
                                         "output")
         images = as_batch(images, self._input_spec, self.device, self.dtype)
         check_input(images)
-        logits, trace = relevance_model.run(images)
+        try:
+            logits, trace = relevance_model.run(images)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as error:  # torch's own complaint about the input, e.g. an image too small to pool
+            raise ValueError(f"{type(self.model).__name__} cannot run on an input of shape {tuple(images.shape)}: "
+                             f"{error}. Check the input size the model expects") from error
         check_logits_shape(logits, self.model)
         return relevance_model, images, logits, trace
 

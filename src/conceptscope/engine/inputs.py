@@ -14,6 +14,8 @@ def as_batch(images, spec, device, dtype):
         raise TypeError(f"expected images as a torch.Tensor or numpy array, got {type(images).__name__}")
     if images.is_meta:
         raise ValueError("the images are on the meta device and hold no values: pass real pixel data")
+    if images.dim() > 0 and images.shape[0] == 0:
+        raise ValueError(f"the batch is empty (shape {tuple(images.shape)}): pass at least one image")
     if images.dim() == 0:
         raise ValueError(f"expected images of shape (B, C, H, W) or (C, H, W), got a 0-d tensor ({images.item()!r} "
                          "if a number); pass the image itself")
