@@ -22,6 +22,7 @@ from conceptscope.widgets import (
     HeatmapView,
     NeuronGallery,
     ProtocolError,
+    SemanticSearch,
     TargetView,
     save_html,
 )
@@ -808,6 +809,45 @@ def test_bad_gallery_state_is_refused(atlas, name, value, match):
 @pytest.mark.parametrize("cache_size, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
 def test_gallery_cache_size_is_checked(atlas, cache_size, error):
     raises(error, "cache_size must be an integer >= 0", lambda: NeuronGallery(atlas, cache_size=cache_size))
+
+
+@pytest.fixture(scope="module")
+def lens(world, atlas):
+    return cs.SemanticLens(atlas, world.clip, n=4, crop="none", progress=False)
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("k", 0, "k must be an integer >= 1; got 0"),
+    ("k", True, "k must be an integer >= 1; got bool"),
+    ("layer", "features.0", "unknown layer 'features.0'; layers: features.15"),
+])
+def test_bad_semantic_search_state_is_refused(lens, name, value, match):
+    view = SemanticSearch(lens)
+    before = getattr(view, name)
+    raises(traitlets.TraitError, match, lambda: setattr(view, name, value))
+    view.set_state({name: value})
+    assert getattr(view, name) == before and re.search(match, view.error)
+
+
+@pytest.mark.parametrize("references, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                               (True, TypeError)])
+def test_semantic_search_references_are_checked(lens, references, error):
+    raises(error, "references must be an integer >= 1", lambda: SemanticSearch(lens, references=references))
+
+
+def test_explore_refuses_a_lens_of_another_dataset(xp, world, data, atlas, image, tmp_path):
+    other = Atlas.build(xp, [data[i] for i in range(20, 30)], [LAYER], tmp_path / "other", k=4, batch_size=10,
+                        progress=False)
+    lens = cs.SemanticLens(other, world.clip, n=4, crop="none", progress=False)
+    raises(cs.AtlasMismatchError, "the lens was made from the atlas at .*other.* another model, composite or "
+                                  "dataset than the atlas at", lambda: cs.explore(xp, image, atlas=atlas, lens=lens))
+
+
+def test_explore_refuses_a_lens_of_another_model(world, lens, image):
+    other = copy.deepcopy(world.model)
+    _data_mul(other)
+    raises(cs.AtlasMismatchError, "was built for a different model", lambda: cs.explore(cs.Explainer(other), image,
+                                                                                          lens=lens))
 
 
 # --- widgets: messages and logs -------------------------------------------------------------------------------------
