@@ -55,6 +55,15 @@ def raises(error, match, call):
         call()
 
 
+def refused_from_view(view, name, value, before, match):
+    """The view sent ``name = value``: refused with the validator's message (a trait the view owns) or as a trait the
+    view may not set, the kernel's value kept, the reason shown in the view."""
+    view.set_state({name: value})
+    assert getattr(view, name) == before
+    expected = match if name in view._view_sets else f"the view may not set '{name}'"
+    assert re.search(expected, view.error), view.error
+
+
 # --- the Explainer's constructor ----------------------------------------------------------------------------------
 
 class NoWeights(torch.nn.Module):
@@ -709,8 +718,7 @@ def test_a_bad_region_from_the_view_is_reverted_and_shown(heatmap, box, match):
 def test_bad_heatmap_state_is_refused_from_python_and_from_the_view(heatmap, name, value, match):
     before = getattr(heatmap, name)
     raises(traitlets.TraitError, match, lambda: setattr(heatmap, name, value))
-    heatmap.set_state({name: value})
-    assert getattr(heatmap, name) == before and re.search(match, heatmap.error)
+    refused_from_view(heatmap, name, value, before, match)
 
 
 def test_a_good_value_from_the_view_is_taken(heatmap):
@@ -735,9 +743,43 @@ def test_a_good_value_from_the_view_is_taken(heatmap):
 def test_bad_concept_list_state_is_refused(concepts, name, value, match):
     before = getattr(concepts, name)
     raises(traitlets.TraitError, match, lambda: setattr(concepts, name, value))
-    concepts.set_state({name: value})
-    assert getattr(concepts, name) == before and re.search(match, concepts.error)
+    refused_from_view(concepts, name, value, before, match)
     concepts.error = ""
+
+
+@pytest.mark.parametrize("name, value", [
+    ("concepts", [{"layer": LAYER, "channel": 0, "relevance": 1e9, "share": 1.0, "thumbnail": b""}]),
+    ("layers", ["fake"]),
+    ("layer", "features.0"),
+    ("selected", {"layer": LAYER, "channel": 1}),
+    ("busy", True),
+])
+def test_the_view_may_not_set_what_python_computes(concepts, name, value):
+    before = getattr(concepts, name)
+    concepts.set_state({name: value})
+    assert getattr(concepts, name) == before and f"the view may not set '{name}' (it sets only: k, region)" in \
+        concepts.error
+    concepts.error = ""
+
+
+@pytest.mark.parametrize("name, value", [("image_png", b"not a png"), ("heatmap_png", b""), ("concept_label", "x"),
+                                         ("colormaps", ["evil"])])
+def test_the_heatmap_view_may_set_only_its_controls(heatmap, name, value):
+    before = getattr(heatmap, name)
+    heatmap.set_state({name: value})
+    assert getattr(heatmap, name) == before
+    assert heatmap.error == f"{name}: the view may not set {name!r} (it sets only: colormap, opacity, region, show)"
+
+
+@pytest.mark.parametrize("value, match", [("lime", r"selected must be '' or one of the methods shown \(saliency, "
+                                                     r"gradcam\); got 'lime'"), (3, "expected a unicode string")])
+def test_a_compare_view_selects_only_a_shown_method(world, image, value, match):
+    view = cs.compare(world.model, image, ["saliency", "gradcam"], mean=world.mean, std=world.std)
+    assert view.wait(60)
+    raises(traitlets.TraitError, match, lambda: setattr(view, "selected", value))
+    refused_from_view(view, "selected", value, "", match)
+    view.set_state({"selected": "gradcam"})
+    assert view.selected == "gradcam"
 
 
 def test_a_region_from_the_view_ranks_only_inside_it(concepts, explanation):
@@ -764,8 +806,7 @@ def test_bad_target_view_state_is_refused(xp, image, name, value, match):
     assert view._worker.wait_idle(30)
     before = getattr(view, name)
     raises(traitlets.TraitError, match, lambda: setattr(view, name, value))
-    view.set_state({name: value})
-    assert getattr(view, name) == before and re.search(match, view.error)
+    refused_from_view(view, name, value, before, match)
 
 
 @pytest.mark.parametrize("name, value, match", [
@@ -780,8 +821,7 @@ def test_bad_tree_state_is_refused(xp, image, name, value, match):
     view = CompositionTree(xp, image)
     before = getattr(view, name)
     raises(traitlets.TraitError, match, lambda: setattr(view, name, value))
-    view.set_state({name: value})
-    assert getattr(view, name) == before and re.search(match, view.error)
+    refused_from_view(view, name, value, before, match)
 
 
 @pytest.fixture(scope="module")
@@ -802,8 +842,7 @@ def test_bad_gallery_state_is_refused(atlas, name, value, match):
     assert gallery._worker.wait_idle(30)
     before = getattr(gallery, name)
     raises(traitlets.TraitError, match, lambda: setattr(gallery, name, value))
-    gallery.set_state({name: value})
-    assert getattr(gallery, name) == before and re.search(match, gallery.error)
+    refused_from_view(gallery, name, value, before, match)
 
 
 @pytest.mark.parametrize("cache_size, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
@@ -825,8 +864,7 @@ def test_bad_semantic_search_state_is_refused(lens, name, value, match):
     view = SemanticSearch(lens)
     before = getattr(view, name)
     raises(traitlets.TraitError, match, lambda: setattr(view, name, value))
-    view.set_state({name: value})
-    assert getattr(view, name) == before and re.search(match, view.error)
+    refused_from_view(view, name, value, before, match)
 
 
 @pytest.mark.parametrize("references, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),

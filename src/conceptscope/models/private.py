@@ -33,9 +33,9 @@ def model_fingerprint(model):
     """What a private copy depends on, cheap enough to take on every call: each module's name, type, plain settings
     (stride, eps, inplace, ...) and replaced ``forward``, and each parameter's and buffer's name, dtype, device, shape
     and content (an xxh3 hash of its bytes, read once: on one CPU core about 1-2% of the time of an LRP heatmap of
-    VGG-16 or ResNet-50 at 224x224). Any change torch can make to a model moves it: in place or through ``.data``, by assignment,
-    ``load_state_dict`` or ``vector_to_parameters``, by replacing a module (parameterless ones such as ReLU too), by
-    ``.half()`` or ``.to(device)``."""
+    VGG-16 or ResNet-50 at 224x224). Any change torch can make to a model moves it: in place or through ``.data``, by
+    assignment, ``load_state_dict`` or ``vector_to_parameters``, by replacing a module (parameterless ones such as ReLU
+    too), by ``.half()`` or ``.to(device)``."""
     structure = tuple((name, type(module), _settings(module)) for name, module in model.named_modules())
     tensors = tuple((name, t.dtype, t.device, tuple(t.shape), _content(t))
                     for name, t in (*model.named_parameters(), *model.named_buffers()))

@@ -118,6 +118,7 @@ class RequestWidget(anywidget.AnyWidget):
     """
 
     _view: ClassVar[str]
+    _view_sets: ClassVar[frozenset[str]] = frozenset()  # the synced traits the view itself may set
     _schemas: ClassVar[dict[str, tuple[Schema, str]]] = {}
 
     last_result = traitlets.Dict(help="The last reply sent to the view (a result or an error).")
@@ -234,11 +235,15 @@ class RequestWidget(anywidget.AnyWidget):
             self._reply(request_id, reply)
 
     def set_state(self, sync_data: Mapping[str, Any]) -> None:
-        """State sent by the view: each trait is checked as when set from Python (its validator makes the same checks
-        as the corresponding request). A refused value is logged (shortened), shown as the view's ``error`` and sent
+        """State sent by the view: only the traits in ``_view_sets`` (the controls the view owns, e.g. opacity), each
+        checked as when set from Python (its validator makes the same checks as the corresponding request); the rest
+        is asked for with requests. A refused value is logged (shortened), shown as the view's ``error`` and sent
         back as it was, so that view and kernel agree again."""
         for name, value in sync_data.items():
             try:
+                if name not in self._view_sets:
+                    owned = ", ".join(sorted(self._view_sets)) or "none"
+                    raise ProtocolError(f"the view may not set {name!r} (it sets only: {owned})")
                 super().set_state({name: value})
             except (traitlets.TraitError, ValueError, TypeError) as exc:
                 log.warning("%s: refused %s=%s from the view: %s", type(self).__name__, name, short(value),

@@ -28,6 +28,7 @@ class ConceptList(RequestWidget):
     """
 
     _view = "concepts"
+    _view_sets = frozenset({"k", "region"})
 
     layers = traitlets.List(traitlets.Unicode(), help="The layers to choose from.").tag(sync=True)
     layer = traitlets.Unicode(help="The layer whose concepts are listed.").tag(sync=True)

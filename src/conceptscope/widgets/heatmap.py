@@ -34,6 +34,7 @@ class HeatmapView(RequestWidget):
     """
 
     _view = "heatmap"
+    _view_sets = frozenset({"show", "opacity", "colormap", "region"})
 
     image_png = traitlets.Bytes(help="The image as PNG bytes (sent as a binary buffer).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="The colormapped relevance as RGBA PNG bytes.").tag(sync=True)

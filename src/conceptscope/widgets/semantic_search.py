@@ -53,6 +53,7 @@ class SemanticSearch(RequestWidget):
     """
 
     _view = "semantic_search"
+    _view_sets = frozenset({"k"})
 
     layers = traitlets.List(traitlets.Unicode(), help="The lens's layers (the layer filter's choices).").tag(sync=True)
     layer = traitlets.Unicode(help="The layer searched ('' for all).").tag(sync=True)

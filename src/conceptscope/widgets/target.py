@@ -22,6 +22,7 @@ class TargetView(RequestWidget):
     """
 
     _view = "target"
+    _view_sets = frozenset({"k"})
 
     classes = traitlets.List(traitlets.Unicode(), help="Names of all classes.").tag(sync=True)
     predictions = traitlets.List(traitlets.Dict(),
