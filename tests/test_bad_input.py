@@ -200,7 +200,7 @@ BAD_LAYERS = [
     ("index", 15, TypeError, "layers must be a layer name or a list of layer names"),
     ("None in list", [LAYER, None], TypeError, "layers must be a layer name or a list of layer names"),
     ("nested", [[LAYER]], TypeError, "layers must be a layer name or a list of layer names"),
-    ("set", {LAYER}, TypeError, "layers must be a layer name or a list"),
+    ("bytes", b"features.15", TypeError, "layers must be a layer name or a list"),
     ("module", torch.nn.ReLU(), TypeError, "layers must be a layer name or a list"),
 ]
 
@@ -212,6 +212,16 @@ def test_bad_layers_are_refused(xp, image, call, what, layers, error, match):
              "attribute": lambda: xp.attribute(image, layers=layers),
              "forward": lambda: xp.forward(image, layers)}
     raises(error, match, calls[call])
+
+
+TWO_LAYERS = ("features.11", LAYER)
+
+
+@pytest.mark.parametrize("layers", [TWO_LAYERS, list(TWO_LAYERS), dict.fromkeys(TWO_LAYERS),
+                                    dict.fromkeys(TWO_LAYERS).keys(), set(TWO_LAYERS), iter(TWO_LAYERS)],
+                         ids=["tuple", "list", "dict", "keys", "set", "iterator"])
+def test_layers_as_any_iterable_of_names_are_recorded(xp, image, layers):
+    assert set(xp.attribute(image, layers=layers, heatmaps=False).relevances) == {"features.11", LAYER}
 
 
 def test_heatmaps_flag_must_be_a_bool(xp, image):

@@ -32,8 +32,10 @@ def layer_names(layers, what="layers"):
     """``layers`` (one name or a sequence of names) as a list of strings."""
     if isinstance(layers, str):
         return [layers]
-    if isinstance(layers, (list, tuple, dict)) and all(isinstance(name, str) for name in layers):
-        return list(layers)
+    if not isinstance(layers, (bytes, torch.nn.Module)) and hasattr(layers, "__iter__"):
+        names = list(layers)
+        if all(isinstance(name, str) for name in names):
+            return names
     raise TypeError(f"{what} must be a layer name or a list of layer names (strings); got {short(layers)}")
 
 
