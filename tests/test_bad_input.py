@@ -908,6 +908,14 @@ def test_a_huge_rejected_message_is_logged_shortened(heatmap, caplog):
     assert caplog.records and all(len(record.getMessage()) < 2000 for record in caplog.records)
 
 
+def test_a_huge_unknown_message_type_is_answered_and_logged_shortened(heatmap, caplog):
+    with caplog.at_level(logging.WARNING, logger="conceptscope.widgets"):
+        heatmap._on_message(heatmap, {"type": "x" * 5_000_000, "id": 3}, [])
+    reply = heatmap.sent[-1]
+    assert reply["id"] == 3 and reply["message"].startswith("unknown message type 'xxx") and len(reply["message"]) < 400
+    assert caplog.records and all(len(record.getMessage()) < 2000 for record in caplog.records)
+
+
 def test_a_huge_refused_state_is_logged_shortened(heatmap, caplog):
     with caplog.at_level(logging.WARNING, logger="conceptscope.widgets"):
         heatmap.set_state({"region": list(range(1_000_000))})

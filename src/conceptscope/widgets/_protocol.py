@@ -220,7 +220,7 @@ class RequestWidget(anywidget.AnyWidget):
             return self._schemas[content["type"]]
         except KeyError:
             known = ", ".join(sorted(self._schemas)) or "none"
-            raise ProtocolError(f"unknown message type {content['type']!r} (known: {known})") from None
+            raise ProtocolError(f"unknown message type {short(content['type'])} (known: {known})") from None
 
     def _handle(self, request_id: RequestId, handler: Callable, args: dict[str, Any]) -> None:
         """Run one valid request and reply with its result or its error."""
