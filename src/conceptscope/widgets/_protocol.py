@@ -100,9 +100,16 @@ def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
-def trait_count(name: str, minimum: int = 1) -> Callable[[Any], int]:
-    """A trait validator's check: an int >= ``minimum`` (not a bool)."""
-    return checked(lambda value: count(name, value, minimum))
+class Count(traitlets.Int):
+    """An int trait >= ``minimum`` that refuses booleans, with the engine's message (e.g. "k must be an integer >= 1;
+    got 0")."""
+
+    def __init__(self, default_value: int = 1, minimum: int = 1, **kwargs: Any) -> None:
+        self.minimum = minimum
+        super().__init__(default_value, **kwargs)
+
+    def validate(self, obj: Any, value: Any) -> int:
+        return checked(lambda v: count(self.name, v, self.minimum))(value)
 
 
 def _request_id(message: object) -> RequestId | None:

@@ -9,7 +9,7 @@ import traitlets
 
 from ..errors import UnknownLayerError
 from ..render import COLORMAPS, heatmap_png
-from ._protocol import ProtocolError, RequestWidget, checked, request, trait_count
+from ._protocol import Count, ProtocolError, RequestWidget, checked, request
 from .controller import Controller, ModelInput, Picture, check_box
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class ConceptList(RequestWidget):
 
     layers = traitlets.List(traitlets.Unicode(), help="The layers to choose from.").tag(sync=True)
     layer = traitlets.Unicode(help="The layer whose concepts are listed.").tag(sync=True)
-    k = traitlets.Int(8, help="How many concepts are listed.").tag(sync=True)
+    k = Count(8, help="How many concepts are listed.").tag(sync=True)
     concepts = traitlets.List(traitlets.Dict(),
                               help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
     selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)
@@ -61,10 +61,6 @@ class ConceptList(RequestWidget):
             self.region = [] if box is None else box
 
     # -- checks of the synced state (from Python or the view) -----------------------------------------
-    @traitlets.validate("k")
-    def _valid_k(self, proposal: dict) -> int:
-        return trait_count("k")(proposal["value"])
-
     @traitlets.validate("region")
     def _valid_region(self, proposal: dict) -> list[int]:
         shape = self.controller.subject.picture.shape[:2]

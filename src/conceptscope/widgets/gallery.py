@@ -9,7 +9,7 @@ import traitlets
 
 from ..engine.arguments import count
 from ..render import encode_png
-from ._protocol import ProtocolError, RequestWidget, request, trait_count
+from ._protocol import Count, ProtocolError, RequestWidget, request
 
 if TYPE_CHECKING:
     from ..atlas import Atlas
@@ -31,9 +31,9 @@ class NeuronGallery(RequestWidget):
     concept = traitlets.Dict(help="The concept shown {layer, channel}, or {}.").tag(sync=True)
     mode = traitlets.Enum(MODES, default_value="relevance").tag(sync=True)
     crop = traitlets.Bool(True).tag(sync=True)
-    page = traitlets.Int(0, help="The page shown (from 0).").tag(sync=True)
+    page = Count(0, minimum=0, help="The page shown (from 0).").tag(sync=True)
     pages = traitlets.Int(0, help="How many pages there are.").tag(sync=True)
-    page_size = traitlets.Int(8, help="References per page.").tag(sync=True)
+    page_size = Count(8, help="References per page.").tag(sync=True)
     references = traitlets.List(traitlets.Dict(), help="[{index, score, image (PNG)}] of the page.").tag(sync=True)
     classes = traitlets.List(traitlets.Dict(),
                              help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)
@@ -81,13 +81,9 @@ class NeuronGallery(RequestWidget):
                 self._cache.popitem(last=False)
         return state
 
-    @traitlets.validate("page_size")
-    def _valid_page_size(self, proposal: dict) -> int:
-        return trait_count("page_size")(proposal["value"])
-
     @traitlets.validate("page")
     def _valid_page(self, proposal: dict) -> int:
-        page = trait_count("page", minimum=0)(proposal["value"])
+        page = proposal["value"]
         if self.pages and page >= self.pages:
             raise traitlets.TraitError(f"page {page} does not exist (pages: 0..{self.pages - 1})")
         return page

@@ -10,7 +10,7 @@ import traitlets
 
 from ..engine.arguments import count
 from ..render import encode_png
-from ._protocol import ProtocolError, RequestWidget, request, trait_count
+from ._protocol import Count, ProtocolError, RequestWidget, request
 
 if TYPE_CHECKING:
     from ..semantics import SemanticLens
@@ -58,7 +58,7 @@ class SemanticSearch(RequestWidget):
     layers = traitlets.List(traitlets.Unicode(), help="The lens's layers (the layer filter's choices).").tag(sync=True)
     layer = traitlets.Unicode(help="The layer searched ('' for all).").tag(sync=True)
     query = traitlets.Unicode(help="The last query searched.").tag(sync=True)
-    k = traitlets.Int(10, help="How many concepts a query finds.").tag(sync=True)
+    k = Count(10, help="How many concepts a query finds.").tag(sync=True)
     vocabulary = traitlets.List(traitlets.Unicode(), help="Labels for the concepts ([]: no labels).").tag(sync=True)
     hits = traitlets.List(traitlets.Dict(), help="[{layer, channel, score, label, label_score, clarity, "
                                                  "polysemanticity, redundancy}] of the last query, most similar "
@@ -85,10 +85,6 @@ class SemanticSearch(RequestWidget):
                          classes=[str(c) for c in lens.atlas.classes], **kwargs)
         if explorer is not None:
             self.on("select", explorer.select)
-
-    @traitlets.validate("k")
-    def _valid_k(self, proposal: dict) -> int:
-        return trait_count("k")(proposal["value"])
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict) -> str:

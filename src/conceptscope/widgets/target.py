@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from ._protocol import ProtocolError, RequestWidget, request, trait_count
+from ._protocol import Count, ProtocolError, RequestWidget, request
 from .controller import Controller, ModelInput, Picture
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class TargetView(RequestWidget):
                                  help="[{index, name, probability}] of the top classes.").tag(sync=True)
     target = traitlets.Int(-1, help="The explained class.").tag(sync=True)
     predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
-    k = traitlets.Int(5, help="How many top classes are shown.").tag(sync=True)
+    k = Count(5, help="How many top classes are shown.").tag(sync=True)
 
     def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, *,
                  target: int | None = None, k: int = 5, picture: Picture | None = None,
@@ -39,10 +39,6 @@ class TargetView(RequestWidget):
         self.controller.subscribe(self.refresh)
         self.observe(lambda _change: self.refresh(), names=["k"])
         self.refresh()
-
-    @traitlets.validate("k")
-    def _valid_k(self, proposal: dict) -> int:
-        return trait_count("k")(proposal["value"])
 
     @traitlets.validate("target", "predicted")
     def _valid_class(self, proposal: dict) -> int:

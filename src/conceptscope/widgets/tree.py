@@ -10,7 +10,7 @@ import traitlets
 
 from ..engine.arguments import is_integer
 from ..render import COLORMAPS, encode_png, heatmap_png
-from ._protocol import ProtocolError, RequestWidget, request, trait_count
+from ._protocol import Count, ProtocolError, RequestWidget, request
 from .controller import Controller, ModelInput, Picture
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class CompositionTree(RequestWidget):
     selected = traitlets.List(help="Path [[layer, channel], ...] of the selected node, or [].").tag(sync=True)
     image_png = traitlets.Bytes(help="The explained picture (PNG).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="Conditional heatmap of the selected node (PNG).").tag(sync=True)
-    top = traitlets.Int(5, help="Sub-concepts per expanded node.").tag(sync=True)
+    top = Count(5, help="Sub-concepts per expanded node.").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the heatmap.")
 
     def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, layer: str | None = None,
@@ -66,10 +66,6 @@ class CompositionTree(RequestWidget):
         with self._lock:
             self.push("tree", lambda: {"image_png": encode_png(self.controller.subject.picture), **self._state(path)},
                       delay=delay)
-
-    @traitlets.validate("top")
-    def _valid_top(self, proposal: dict) -> int:
-        return trait_count("top")(proposal["value"])
 
     @traitlets.validate("selected")
     def _valid_selected(self, proposal: dict) -> list:
