@@ -667,6 +667,25 @@ def test_the_controller_forgets_results_of_a_changed_model(world, image):
     assert np.array_equal(after, expected) and not np.allclose(after, before)
 
 
+def test_every_view_of_an_explorer_follows_a_changed_model(world, image):
+    model = copy.deepcopy(world.model)
+    explorer = cs.explore(cs.Explainer(model), image)
+    assert explorer.wait(60)
+    explorer.select(LAYER, 3)
+    assert explorer.wait(60)
+    _data_mul(model)
+    explorer.select(LAYER, 5)  # the first request after the change: every view recomputes, not only this one
+    assert explorer.wait(60)
+    fresh = cs.Explainer(copy.deepcopy(model))
+    assert np.array_equal(explorer.heatmap.relevance, fresh.heatmap(image).numpy())
+    assert np.array_equal(explorer.heatmap.concept_relevance,
+                          fresh.conditional_heatmaps(image, LAYER, [5])[0].numpy())
+    ranking = [s.channel for s in fresh.explain(image).top_concepts(explorer.concepts.layer, explorer.concepts.k)]
+    assert [c["channel"] for c in explorer.concepts.concepts] == ranking
+    assert (explorer.tree.tree["layer"], explorer.tree.tree["channel"]) == (LAYER, 5)
+    assert explorer.tree.tree["relevance"] == pytest.approx(float(fresh.explain(image).concept_relevance(LAYER)[5]))
+
+
 # --- widgets: synced state, from Python and from the view ---------------------------------------------------------
 
 @pytest.fixture

@@ -132,11 +132,13 @@ class Controller:
 
     # -- engine queries (called on the worker thread) ----------------------------------------------
     def _follow_model(self) -> None:
-        """Drop every kept result if the explained model changed since they were computed."""
+        """If the explained model changed since the kept results were computed: drop them, and tell the listeners (as
+        for a new input), so that every view shows the model as it is now, not only the one that asked."""
         generation = self.explainer.sync()
         if generation != self._generation:
             self.clear_cache()
             self._generation = generation
+            self._changed(self.subject)
 
     def explanation(self, subject: Subject | None = None) -> Explanation:
         """The explanation of ``subject`` (default: the current one), computed once per input and target."""

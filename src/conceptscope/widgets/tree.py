@@ -55,6 +55,7 @@ class CompositionTree(RequestWidget):
                  picture: Picture | None = None, classes: Sequence[str] | None = None,
                  controller: Controller | None = None, **kwargs: Any):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
+        self._root: tuple[str, int] | None = None  # the root asked for last (the tree shown may be older)
         super().__init__(top=top, **kwargs)
         self.controller.subscribe(self._reroot)
         if layer is not None and channel is not None:
@@ -64,6 +65,7 @@ class CompositionTree(RequestWidget):
         """Show the tree of concept (``layer``, ``channel``), its root selected (computed after ``delay`` s)."""
         path = [[layer, int(channel)]]
         with self._lock:
+            self._root = (layer, int(channel))
             self.push("tree", lambda: {"image_png": encode_png(self.controller.subject.picture), **self._state(path)},
                       delay=delay)
 
@@ -80,9 +82,9 @@ class CompositionTree(RequestWidget):
             self._emit("select", change["new"])
 
     def _reroot(self) -> None:
-        """The input or target changed: the same root concept, recomputed."""
-        if self.tree:
-            self.set_root(self.tree["layer"], self.tree["channel"])
+        """The input, target or model changed: the root asked for last, recomputed."""
+        if self._root is not None:
+            self.set_root(*self._root)
 
     def _state(self, path: list[list[Any]]) -> dict[str, Any]:
         controller = self.controller
