@@ -179,3 +179,21 @@ def test_controls_sync_both_ways(nb):
     kernel.run("view.opacity = 0.2")
     page.wait_for_function("() => document.querySelector('.cs-heatmap input[type=range]').value === '0.2'")
     expect_composite(page, kernel, 20, 30, "coldnhot", 0.2)
+
+
+def test_a_refused_control_value_is_reverted_in_the_view_and_shown(lab, nb, artifacts: Path):
+    """The view sends a colormap Python refuses (an option injected into the page): the kernel keeps its value and
+    sends it back, the select shows it again and the error line says why."""
+    page, kernel = nb
+    try:
+        page.evaluate("() => document.querySelector('.cs-heatmap select').append(new Option('evil', 'evil'))")
+        page.locator(".cs-heatmap select").select_option("evil")
+        error = page.locator(".cs-heatmap .cs-error")
+        error.wait_for(state="visible", timeout=15_000)
+        assert error.text_content().startswith("Error: colormap: ") and "'evil'" in error.text_content()
+        page.wait_for_function("() => document.querySelector('.cs-heatmap select').value === 'bwr'")
+        assert kernel.json("view.colormap") == "bwr"
+        page.locator(".cs-heatmap").screenshot(path=artifacts / f"heatmap_view_refused_{lab.comm_mode}.png")
+    finally:
+        kernel.run("view.error = ''")
+        page.evaluate("() => document.querySelector('.cs-heatmap select option[value=evil]')?.remove()")

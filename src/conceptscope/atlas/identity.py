@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import AtlasMismatchError
-from ..models.identity import describe_composite, model_digest, tensor_bytes
+from ..models.identity import describe_composite, tensor_bytes
 
 
 def _hash_item(digest, item):
@@ -39,8 +39,9 @@ def dataset_fingerprint(dataset, samples=8):
 
 
 def of(explainer, dataset=None):
-    """What an atlas is valid for: the model's weights, the LRP composite and (if given) the dataset."""
-    found = {"model": {"class": type(explainer.model).__name__, "digest": model_digest(explainer.model)},
+    """What an atlas is valid for: the weights the explainer computes with, the LRP composite and (if given) the
+    dataset."""
+    found = {"model": {"class": type(explainer.model).__name__, "digest": explainer.weights_digest()},
              "composite": describe_composite(explainer.composite)}
     if dataset is not None:
         found["dataset"] = {"class": type(dataset).__name__, **dataset_fingerprint(dataset)}

@@ -61,6 +61,11 @@ def check_heatmaps(heatmaps, start, scale=None, what="heatmap"):
     ``heatmaps`` (B, ...) and ``start`` (B,): the relevance each explanation started from (the target logit);
     ``scale`` (B,), e.g. the mean |logit|, keeps a target logit near zero from making any sum look created."""
     if not torch.isfinite(heatmaps).all():
+        if torch.finfo(heatmaps.dtype).bits < 32:
+            raise RelevanceError(
+                f"the {what} contains non-finite relevance: the model runs in {heatmaps.dtype} on "
+                f"{heatmaps.device}, whose range and precision are too small for the rules' divisions. Explain it in "
+                "float32 (model.float() and float inputs), or run it in half precision on a GPU")
         raise RelevanceError(f"the {what} contains non-finite relevance although the logits are finite: a rule "
                              "divided by a vanishing denominator. Use a composite with stabilised rules (epsilon)")
     flat = heatmaps.reshape(heatmaps.shape[0], -1)

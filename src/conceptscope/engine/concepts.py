@@ -1,6 +1,8 @@
 """Concept notions: how a concept selects part of a layer's relevance (CRP's condition masks)."""
 import torch
 
+from .arguments import channel_ids
+
 
 class ChannelConcept:
     """A concept is one channel of a layer: every spatial position of that channel belongs to it.
@@ -28,12 +30,4 @@ class ChannelConcept:
 
     def check_ids(self, layer, layer_output, ids):
         """Return ``ids`` as a list of ints, or raise a clear error if empty, not integers, or out of range."""
-        ids = torch.as_tensor(ids).reshape(-1).tolist() if not isinstance(ids, int) else [ids]
-        if not ids:
-            raise ValueError(f"no channels given for layer {layer!r}: pass at least one channel id")
-        count = self.count(layer_output)
-        bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < count]
-        if bad:
-            raise ValueError(f"channel ids {bad} are out of range for layer {layer!r}, which has {count} channels "
-                             f"(valid ids: 0..{count - 1})")
-        return ids
+        return channel_ids(layer, ids, self.count(layer_output))

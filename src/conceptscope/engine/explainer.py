@@ -1,7 +1,9 @@
 """The Explainer: LRP heatmaps and Concept Relevance Propagation for a PyTorch model, on the model's device."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -16,7 +18,9 @@ from zennit.core import Composite
 from ..errors import UnknownLayerError
 from ..models import check_layer, input_channels, layers, make_composite
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
-from ..models.private import weights_version
+from ..models.identity import model_digest
+from ..models.private import model_fingerprint
+from .arguments import count, layer_names
 from .checks import check_input
 from .composition import CompositionNode
 from .concepts import ChannelConcept
@@ -42,6 +46,23 @@ def default_memory_budget(device):
     return min(2 << 30, available // 4)
 
 
+def _follows_model(method):
+    """Run ``method`` under the explainer's lock on the explained copy of the model as it is now: the model's
+    fingerprint is taken once per public call (nested calls reuse it) and the copy rebuilt if the model changed."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.lock:
+            if self._in_call:
+                return method(self, *args, **kwargs)
+            self._in_call = True
+            try:
+                self._sync()
+                return method(self, *args, **kwargs)
+            finally:
+                self._in_call = False
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Attribution:
     """LRP of a batch: ``heatmaps`` (B, H, W; None when not asked for), ``logits`` (B, classes), ``targets`` (list of
@@ -60,9 +81,11 @@ class Explainer:
     ``composite`` is a zennit ``Composite`` (used as-is) or a name from :data:`conceptscope.models.COMPOSITES`
     (default ``"epsilon_plus_flat"``, with canonizers chosen for BatchNorm networks and torchvision ResNets).
     ``mean``/``std`` describe the input normalisation (used by ``"epsilon_gamma_box"``); ``classes`` (optional) names
-    the classes, so targets can be given by name. All work runs on a private
-    canonized copy of the model, on the model's device; the copy follows in-place changes of the model's weights.
-    Explanations of recent (image, target) pairs are cached, so repeated CRP queries reuse one forward pass.
+    the classes, so targets can be given by name. All work runs on a private canonized copy of the model, on the
+    model's device; every call first checks that the copy still matches the model
+    (:func:`~conceptscope.models.private.model_fingerprint`: weights, buffers, dtype, device and modules) and
+    rebuilds it otherwise. Explanations of recent (image, target) pairs are cached, so repeated CRP queries reuse one
+    forward pass.
     """
 
     def __init__(self, model: torch.nn.Module, composite: Composite | str | None = None, *,
@@ -71,6 +94,15 @@ class Explainer:
                  output: OutputSelector | None = None, classes: Sequence[str] | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+        _check_weights(model)
+        if output is not None and not (isinstance(output, (int, str)) and not isinstance(output, bool)
+                                       or callable(output)):
+            raise TypeError(f"output must be None, an index, a key or a function of the model's output; got "
+                            f"{type(output).__name__}")
+        if concept is not None and not all(callable(getattr(concept, name, None))
+                                           for name in ("count", "masks", "attribute", "check_ids")):
+            raise TypeError(f"concept must be a concept notion such as ChannelConcept() (with count, masks, attribute "
+                            f"and check_ids); got {type(concept).__name__}")
         self.model = model
         self.composite = make_composite(model, composite, mean, std)
         self.concept = concept or ChannelConcept()
@@ -78,12 +110,15 @@ class Explainer:
         self.classes = None if classes is None else [str(name) for name in classes]
         self.lock = threading.RLock()
         self._input_spec = input_channels(model)
-        self._cache_size = cache_size
+        self._cache_size = count("cache_size", cache_size, minimum=0)
         self._cache = OrderedDict()
-        self._memory_budget = memory_budget
+        self._memory_budget = count("memory_budget", memory_budget, optional=True)
         self._relevance_model = None
+        self._in_call = False
+        self.generation = 0  # how many times the explained copy was (re)built: moves when the model changed
 
     @property
+    @_follows_model
     def layers(self) -> dict[str, int]:
         """``{name: concepts}`` for every convolution and linear layer called in the model's forward pass, in call
         order; a layer's concepts are its channels (B, C, ...) or, for channel-last outputs (tokens (B, N, D), maps
@@ -93,17 +128,40 @@ class Explainer:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return _first_weight(self.model).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        return _first_weight(self.model).dtype
+
+    @_follows_model
+    def sync(self) -> int:
+        """Follow the model now: rebuild the explained copy if the model changed since the last call (every public
+        call does this itself). Returns :attr:`generation`, which grows with each rebuild, so callers that keep
+        results (the widgets' controller) know when to drop them."""
+        return self.generation
+
+    @_follows_model
+    def weights_digest(self) -> str:
+        """SHA-256 of the weights the explanations are computed with (:func:`~conceptscope.models.identity.
+        model_digest`), computed once per rebuild of the explained copy: what an atlas is stamped with."""
+        relevance_model = self._relevance_model
+        if relevance_model.digest is None:
+            relevance_model.digest = model_digest(self.model)  # the model matches the copy: checked just now
+        return relevance_model.digest
+
+    def _sync(self):
+        """Rebuild the relevance model if the user's model changed since it was built (see :func:`_follows_model`)."""
+        fingerprint = model_fingerprint(self.model)
+        if self._relevance_model is None or self._relevance_model.fingerprint != fingerprint:
+            _check_weights(self.model)
+            self._relevance_model = RelevanceModel(self.model, self.composite, self.output, fingerprint)
+            self._input_spec = input_channels(self.model)
+            self._cache.clear()
+            self.generation += 1
 
     def _current(self):
-        """The relevance model, rebuilt if the user's model changed since it was built."""
-        if self._relevance_model is None or self._relevance_model.fingerprint != weights_version(self.model):
-            self._relevance_model = RelevanceModel(self.model, self.composite, self.output)
-            self._cache.clear()
+        """The relevance model (checked against the model at the start of the public call)."""
         return self._relevance_model
 
     def _run(self, images, layers):
@@ -116,9 +174,16 @@ class Explainer:
                                         "output")
         images = as_batch(images, self._input_spec, self.device, self.dtype)
         check_input(images)
-        logits, trace = relevance_model.run(images)
+        try:
+            logits, trace = relevance_model.run(images)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as error:  # torch's own complaint about the input, e.g. an image too small to pool
+            raise ValueError(f"{type(self.model).__name__} cannot run on an input of shape {tuple(images.shape)}: "
+                             f"{error}. Check the input size the model expects") from error
         return relevance_model, images, logits, trace
 
+    @_follows_model
     def heatmap(self, images: Images, target: Targets = None) -> torch.Tensor:
         """LRP relevance per pixel for a batch ``(B, C, H, W)`` → ``(B, H, W)``; one image ``(C, H, W)`` → ``(H, W)``.
 
@@ -130,15 +195,17 @@ class Explainer:
         heatmaps = self.attribute(images, target).heatmaps
         return heatmaps[0] if single else heatmaps
 
+    @_follows_model
     def forward(self, images: Images, layers: Layers = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The logits ``(B, classes)`` and ``{layer: activation (B, channels, ...)}`` of a batch: a forward pass only,
         on the explained (canonized) model, so activations are those the explanations and the atlas see."""
-        names = [layers] if isinstance(layers, str) else list(layers)
+        names = layer_names(layers)
         with self.lock:
             relevance_model, _, logits, trace = self._run(images, names)
         return logits, {name: relevance_model.concept_view(name, trace.values[relevance_model.node(name)])
                         for name in names}
 
+    @_follows_model
     def attribute(self, images: Images, target: Targets = None, layers: Layers = (),
                   heatmaps: bool = True) -> Attribution:
         """LRP for a batch of images: heatmaps, logits, targets and per-layer activations and relevances.
@@ -149,7 +216,9 @@ class Explainer:
         ``heatmaps=False`` the backward pass stops at the lowest of ``layers`` (and ``heatmaps`` is None), which
         saves most of its cost when the layers are deep.
         """
-        names = [layers] if isinstance(layers, str) else list(layers)
+        names = layer_names(layers)
+        if not isinstance(heatmaps, bool):
+            raise TypeError(f"heatmaps must be True or False; got {type(heatmaps).__name__}")
         with self.lock:
             relevance_model, images, logits, trace = self._run(images, names)
             targets = resolve_targets(target, logits, self.classes)
@@ -164,15 +233,15 @@ class Explainer:
             relevances={name: relevance_model.concept_view(name, found.get(node)) for name, node in nodes.items()},
         )
 
+    @_follows_model
     def explain(self, image: Images, target: Target = None, layers: Layers | None = None) -> Explanation:
         """Explain one image: an :class:`Explanation` with heatmap, logits, target and per-layer relevances.
 
         ``layers`` are the layers to record (default: every convolution and linear layer). The explanation keeps its
         graph, so conditional heatmaps, rankings and compositions of it cost only backward passes.
         """
-        names = list(self.layers) if layers is None else [layers] if isinstance(layers, str) else list(layers)
+        names = list(self.layers) if layers is None else layer_names(layers)
         with self.lock:
-            self._current()
             batch = as_batch(image, self._input_spec, self.device, self.dtype)
             if batch.shape[0] != 1:
                 raise ValueError(f"explain takes one image, got a batch of {batch.shape[0]}; use heatmap() for batches")
@@ -193,22 +262,31 @@ class Explainer:
                 self._cache.popitem(last=False)
             return explanation
 
+    @_follows_model
     def conditional_heatmaps(self, image: Images, layer: str, channels: Iterable[int], target: Target = None,
                              chunk_size: int | None = None) -> torch.Tensor:
         """One heatmap per channel of ``layer`` (K, H, W), all from one forward pass, batched below the layer."""
         with self.lock:
             return self.explain(image, target, self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
 
+    @_follows_model
     def conditional_heatmap(self, image: Images, conditions: Mapping[str, Iterable[int]],
                             target: Target = None) -> torch.Tensor:
         """The heatmap restricted to ``conditions`` = ``{layer: [channels], ...}`` in every listed layer at once."""
+        if not isinstance(conditions, Mapping):
+            raise TypeError(f"conditions must be a dict {{layer: [channels]}}; got {type(conditions).__name__}")
         with self.lock:
-            return self.explain(image, target, self._with(*conditions)).conditional_heatmap(conditions)
+            return self.explain(image, target, self._with(*layer_names(list(conditions), "conditions' keys"))
+                                ).conditional_heatmap(conditions)
 
+    @_follows_model
     def composition(self, image: Images, layer: str, channel: int, target: Target = None, depth: int = 2,
                     top: int = 5) -> CompositionNode:
         """The composition tree of concept ``(layer, channel)``: its ``top`` sub-concepts in the layers below, computed
         ``depth`` levels deep now and lazily further down. Returns the root :class:`CompositionNode`."""
+        if not isinstance(layer, str):
+            raise TypeError(f"layer must be a layer name (a string); got {type(layer).__name__}")
+        depth, top = count("depth", depth, minimum=0), count("top", top)
         with self.lock:
             explanation = self.explain(image, target, self._with(layer))
             (channel,) = self.concept.check_ids(layer, explanation.activations[layer][None], [channel])
@@ -219,3 +297,21 @@ class Explainer:
     def _with(self, *extra):
         """The default recorded layers plus ``extra`` ones."""
         return list(dict.fromkeys([*self.layers, *extra]))
+
+
+def _first_weight(model):
+    """The first parameter (or buffer): its device and dtype are the model's."""
+    return next(itertools.chain(model.parameters(), model.buffers()))
+
+
+def _check_weights(model):
+    """Refuse a model without parameters (nothing to tell its device and dtype, nor concepts to explain) or with
+    weights on the meta device (no values)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if not tensors:
+        raise ValueError(f"{type(model).__name__} has no parameters or buffers: conceptscope explains models with "
+                         "weights (convolutions, linear layers); pass the trained network")
+    meta = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if meta:
+        raise ValueError(f"{type(model).__name__} has weights on the meta device (e.g. {meta[0]!r}), which hold no "
+                         "values: load the weights first (model.to_empty(device=...) then load_state_dict)")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UnknownLayerError
+from .arguments import count, layer_names
 from .checks import check_heatmaps
 from .inputs import check_region
 from .targets import initial_relevance
@@ -87,6 +88,8 @@ class Explanation:
 
     # -- rankings -----------------------------------------------------------------------------------------------
     def _layer(self, layer):
+        if not isinstance(layer, str):
+            raise TypeError(f"layer must be a layer name (a string); got {type(layer).__name__}")
         if layer not in self._relevances:
             raise UnknownLayerError(f"layer {layer!r} was not recorded in this explanation; recorded layers: "
                            f"{', '.join(self.layers)}")
@@ -123,6 +126,7 @@ class Explanation:
     def top_concepts(self, layer: str, k: int = 8, region: Region | None = None) -> list[ConceptScore]:
         """The ``k`` most relevant concepts of ``layer`` (inside ``region`` if given), with their share of the layer's
         absolute relevance (in the region)."""
+        k = count("k", k)
         relevance = self.concept_relevance(layer, region)
         total = relevance.abs().sum().clamp_min(torch.finfo(relevance.dtype).tiny)
         values, ids = relevance.topk(min(k, relevance.numel()))
@@ -142,7 +146,7 @@ class Explanation:
             node = self._model.node(layer)
             output = self._model.concept_view(layer, self._trace.values[node])
             channels = self._concept.check_ids(layer, output, channels)
-            chunk = chunk_size or self._chunk_size(len(channels))
+            chunk = count("chunk_size", chunk_size, optional=True) or self._chunk_size(len(channels))
             heatmaps = []
             for start in range(0, len(channels), chunk):
                 masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
@@ -163,6 +167,9 @@ class Explanation:
     def path_relevances(self, conditions: Mapping[str, Iterable[int]], lower: Iterable[str]) -> dict[str, torch.Tensor]:
         """Relevance at each layer in ``lower`` (``{name: tensor}``, no batch dimension) under a condition set."""
         with self._lock:
+            lower = layer_names(lower, "lower")
+            for name in lower:
+                self._layer(name)
             nodes = {name: self._model.node(name) for name in lower}
             found = self._conditioned(conditions, nodes.values())
             return {name: self._model.concept_view(name, found[node])[0] for name, node in nodes.items()
@@ -177,6 +184,8 @@ class Explanation:
                     for name, relevance in self.path_relevances(conditions, lower).items()}
 
     def _conditioned(self, conditions, collect):
+        if not isinstance(conditions, Mapping):
+            raise TypeError(f"conditions must be a dict {{layer: [channels]}}; got {type(conditions).__name__}")
         if not conditions:
             raise ValueError("conditions is empty: give {layer: [channels]} for at least one layer")
         for layer in conditions:

@@ -2,7 +2,7 @@
 
 The user's model is never touched: canonizers (BatchNorm merging, ResNet sums) act on a deep copy, so a notebook cell
 running the model while a widget explains it never sees a hook or a merged BatchNorm. The copy is rebuilt when the
-user's parameters or buffers change (tracked by their version counters).
+user's model changes (tracked by :func:`~conceptscope.models.private.model_fingerprint`).
 
 The copy is traced with ``torch.fx``; modules that carry a zennit rule are graph leaves. A forward pass (:meth:`run`)
 keeps every node's value; each rule's coefficients are computed on the first backward pass through its module. A
@@ -24,7 +24,7 @@ import torch.fx
 import torch.nn.functional as F
 
 from ..models.canonizers import ExplicitAttention
-from ..models.private import private_copy, weights_version
+from ..models.private import model_fingerprint, private_copy
 from .checks import check_canonized, check_logits, relative_difference
 from .errors import UntraceableModelError
 from .operations import VALUES, Identity, out_of_place, rule_for
@@ -108,8 +108,9 @@ class Trace:
 class RelevanceModel:
     """The canonized copy of ``model`` with the rules of ``composite``, as a traced graph."""
 
-    def __init__(self, model, composite, output=None):
-        self.fingerprint = weights_version(model)  # the weights it was built from
+    def __init__(self, model, composite, output=None, fingerprint=None):
+        self.fingerprint = model_fingerprint(model) if fingerprint is None else fingerprint  # the model it copies
+        self.digest = None  # SHA-256 of those weights, taken when first asked for (Explainer.weights_digest)
         self.module = private_copy(model)
         self._uncanonized = copy.deepcopy(self.module)  # checked against on the first forward pass, then dropped
         self.attention = getattr(composite, "attention", VALUES)  # how attention weights are treated

@@ -18,7 +18,7 @@ import torch
 from ..engine import Explainer
 from ..engine.targets import Contrast, resolve_targets
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
-from ..models.private import private_copy, weights_version
+from ..models.private import model_fingerprint, private_copy
 from . import cam, gradient, perturbation
 from ._model import check_finite
 
@@ -91,8 +91,9 @@ class Methods:
     """Computes any method of :data:`METHODS` for ``model`` on a private copy of it.
 
     ``mean``/``std`` describe the input normalisation (the box rule of ``lrp_epsilon_gamma_box`` needs them; the
-    shapes world's are ``world.mean``/``world.std``). The copy is made on first use and redone when the model's
-    weights change in place. Calls are serialised (one lock), so widgets may share an instance across threads.
+    shapes world's are ``world.mean``/``world.std``). The copy is made on first use and redone whenever the model
+    changed (:func:`~conceptscope.models.private.model_fingerprint`). Calls are serialised (one lock), so widgets may
+    share an instance across threads.
     """
 
     def __init__(self, model: torch.nn.Module, *, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -105,7 +106,7 @@ class Methods:
         self._copy, self._version, self._explainers = None, None, {}
 
     def _private(self):
-        version = weights_version(self.model)
+        version = model_fingerprint(self.model)
         if self._copy is None or version != self._version:
             self._copy, self._version, self._explainers = private_copy(self.model), version, {}
         return self._copy

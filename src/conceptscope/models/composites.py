@@ -71,8 +71,23 @@ class AttnLRP(LayerMapComposite):
         super().__init__(layer_map=_layer_map(Epsilon(epsilon), Epsilon(epsilon)), canonizers=canonizers)
 
 
+def check_normalisation(mean, std, channels=3):
+    """Refuse a ``mean``/``std`` that is not ``channels`` finite numbers each, with every std > 0."""
+    for name, values in (("mean", mean), ("std", std)):
+        try:
+            tensor = torch.as_tensor(values, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            tensor = None
+        if tensor is None or isinstance(values, str) or tensor.shape != (channels,) or not tensor.isfinite().all() \
+                or (name == "std" and not (tensor > 0).all()):
+            positive = ", each > 0" if name == "std" else ""
+            raise ValueError(f"{name} must be {channels} finite numbers (one per input channel{positive}, as the "
+                             f"inputs were normalised); got {values!r}"[:300])
+
+
 def input_bounds(mean=IMAGENET_MEAN, std=IMAGENET_STD, shape=(1, 3, 1, 1)):
     """The lowest and highest normalised pixel values, for the box rule of the first layer."""
+    check_normalisation(mean, std, shape[1])
     mean = torch.tensor(mean).reshape(shape)
     std = torch.tensor(std).reshape(shape)
     return (0 - mean) / std, (1 - mean) / std

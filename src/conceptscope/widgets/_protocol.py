@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
+from ..engine.arguments import count, short
 from . import _bundle
 from ._worker import Worker
 
@@ -66,7 +67,7 @@ class Schema:
                 wanted = " or ".join(t.__name__ for t in options)
                 raise ProtocolError(
                     f"{self.type!r} message: field {name!r} must be {wanted}; "
-                    f"got {type(value).__name__} {value!r}"
+                    f"got {type(value).__name__} {short(value)}"
                 )
             args[name] = value
         return args
@@ -89,6 +90,28 @@ def request(type_: str, *, work: str | None = None, **fields: type | tuple[type,
     return mark
 
 
+def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``check(value)`` with its ValueError/TypeError raised as a ``traitlets.TraitError`` (for trait validators)."""
+    def run(value: Any) -> Any:
+        try:
+            return check(value)
+        except (ValueError, TypeError) as exc:
+            raise traitlets.TraitError(str(exc)) from None
+    return run
+
+
+class Count(traitlets.Int):
+    """An int trait >= ``minimum`` that refuses booleans, with the engine's message (e.g. "k must be an integer >= 1;
+    got 0")."""
+
+    def __init__(self, default_value: int = 1, minimum: int = 1, **kwargs: Any) -> None:
+        self.minimum = minimum
+        super().__init__(default_value, **kwargs)
+
+    def validate(self, obj: Any, value: Any) -> int:
+        return checked(lambda v: count(self.name, v, self.minimum))(value)
+
+
 def _request_id(message: object) -> RequestId | None:
     """The message's id when it has a usable one (int or str), else None."""
     rid = message.get("id") if isinstance(message, Mapping) else None
@@ -102,6 +125,7 @@ class RequestWidget(anywidget.AnyWidget):
     """
 
     _view: ClassVar[str]
+    _view_sets: ClassVar[frozenset[str]] = frozenset()  # the synced traits the view itself may set
     _schemas: ClassVar[dict[str, tuple[Schema, str]]] = {}
 
     last_result = traitlets.Dict(help="The last reply sent to the view (a result or an error).")
@@ -203,7 +227,7 @@ class RequestWidget(anywidget.AnyWidget):
             return self._schemas[content["type"]]
         except KeyError:
             known = ", ".join(sorted(self._schemas)) or "none"
-            raise ProtocolError(f"unknown message type {content['type']!r} (known: {known})") from None
+            raise ProtocolError(f"unknown message type {short(content['type'])} (known: {known})") from None
 
     def _handle(self, request_id: RequestId, handler: Callable, args: dict[str, Any]) -> None:
         """Run one valid request and reply with its result or its error."""
@@ -217,8 +241,25 @@ class RequestWidget(anywidget.AnyWidget):
         else:
             self._reply(request_id, reply)
 
+    def set_state(self, sync_data: Mapping[str, Any]) -> None:
+        """State sent by the view: only the traits in ``_view_sets`` (the controls the view owns, e.g. opacity), each
+        checked as when set from Python (its validator makes the same checks as the corresponding request); the rest
+        is asked for with requests. A refused value is logged (shortened), shown as the view's ``error`` and sent
+        back as it was, so that view and kernel agree again."""
+        for name, value in sync_data.items():
+            try:
+                if name not in self._view_sets:
+                    owned = ", ".join(sorted(self._view_sets)) or "none"
+                    raise ProtocolError(f"the view may not set {name!r} (it sets only: {owned})")
+                super().set_state({name: value})
+            except (traitlets.TraitError, ValueError, TypeError) as exc:
+                log.warning("%s: refused %s=%s from the view: %s", type(self).__name__, name, short(value),
+                            str(exc)[:500])
+                self.error = f"{name}: {exc}"
+                self.send_state(name)
+
     def _reject(self, request_id: RequestId | None, content: object, exc: ProtocolError) -> None:
-        log.warning("%s: rejected message %r: %s", type(self).__name__, content, exc)
+        log.warning("%s: rejected message %s: %s", type(self).__name__, short(content, 500), str(exc)[:500])
         if request_id is not None:
             self._reply(request_id, {"type": "error", "message": str(exc)})
 

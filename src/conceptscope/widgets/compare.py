@@ -39,6 +39,7 @@ class CompareView(RequestWidget):
     """
 
     _view = "compare"
+    _view_sets = frozenset({"selected"})
 
     image_png = traitlets.Bytes(help="The picture as PNG bytes.").tag(sync=True)
     classes = traitlets.List(traitlets.Unicode(), help="Names of the classes.").tag(sync=True)
@@ -84,6 +85,13 @@ class CompareView(RequestWidget):
                          metrics=list(METRICS), **kwargs)
         self._names = names
         self.refresh()
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: dict) -> str:
+        if proposal["value"] and proposal["value"] not in self._names:
+            raise traitlets.TraitError(f"selected must be '' or one of the methods shown ({', '.join(self._names)}); "
+                                       f"got {proposal['value']!r}")
+        return proposal["value"]
 
     # -- inputs ---------------------------------------------------------------------------------------------------
     def _check_evidence(self, evidence):

@@ -12,8 +12,8 @@ from PIL import Image
 from ..atlas.crop import crop, relevant_box
 from ..errors import UnknownLayerError
 from ..render import COLORMAPS, encode_png, overlay, relevance_to_rgba
-from ._protocol import ProtocolError, RequestWidget, request
-from .controller import Controller, ModelInput, Picture
+from ._protocol import Count, ProtocolError, RequestWidget, checked, request
+from .controller import Controller, ModelInput, Picture, check_box
 
 if TYPE_CHECKING:
     from ..engine import Explainer
@@ -43,10 +43,11 @@ class ConceptList(RequestWidget):
     """
 
     _view = "concepts"
+    _view_sets = frozenset({"k", "region"})
 
     layers = traitlets.List(traitlets.Unicode(), help="The layers to choose from.").tag(sync=True)
     layer = traitlets.Unicode(help="The layer whose concepts are listed.").tag(sync=True)
-    k = traitlets.Int(8, min=1, help="How many concepts are listed.").tag(sync=True)
+    k = Count(8, help="How many concepts are listed.").tag(sync=True)
     concepts = traitlets.List(traitlets.Dict(),
                               help="[{layer, channel, relevance, share, thumbnail (PNG)}]").tag(sync=True)
     selected = traitlets.Dict(help="The selected concept {layer, channel}, or {}.").tag(sync=True)
@@ -62,17 +63,45 @@ class ConceptList(RequestWidget):
             raise UnknownLayerError(f"unknown layer {layer!r}; layers: {', '.join(layers)}")
         super().__init__(layers=layers, layer=layer or "", k=k, **kwargs)
         self.controller.subscribe(self.refresh)
+        self.observe(lambda _change: self.refresh(), names=["k", "region"])
         self.refresh()
 
     def refresh(self) -> None:
-        """Rank the concepts again (new input, target or region)."""
+        """Rank the concepts again (new input, target, region or k)."""
         self.push("concepts", lambda: self._ranking(self.layer or None))
 
     def set_region(self, box: list[int] | None) -> None:
         """Rank by the relevance inside ``box`` ([x0, y0, x1, y1]; None or [] for the whole image)."""
         with self._lock:
-            self.region = list(box or [])
-            self.refresh()
+            self.region = [] if box is None else box
+
+    # -- checks of the synced state (from Python or the view) -----------------------------------------
+    @traitlets.validate("region")
+    def _valid_region(self, proposal: dict) -> list[int]:
+        shape = self.controller.subject.picture.shape[:2]
+        return checked(lambda box: check_box(box, shape))(proposal["value"])
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        if proposal["value"] and self.layers and proposal["value"] not in self.layers:
+            raise traitlets.TraitError(f"unknown layer {proposal['value']!r}; layers: {', '.join(self.layers)}")
+        return proposal["value"]
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: dict) -> dict:
+        value = proposal["value"]
+        if value:
+            if set(value) != {"layer", "channel"}:
+                raise traitlets.TraitError(f"selected must be {{}} or {{layer, channel}}; got {value!r}")
+            checked(lambda v: self._check_concept(v["layer"], v["channel"]))(value)
+        return value
+
+    def _check_concept(self, layer: Any, channel: Any) -> None:
+        if layer not in self.layers:
+            raise ValueError(f"unknown layer {layer!r}; layers: {', '.join(self.layers)}")
+        channels = self.controller.explainer.layers[layer]
+        if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < channels:
+            raise ValueError(f"channel {channel!r} is out of range for layer {layer!r} (0..{channels - 1})")
 
     def _ranking(self, layer: str | None) -> dict[str, Any]:
         controller = self.controller
@@ -98,10 +127,10 @@ class ConceptList(RequestWidget):
 
     @request("select", layer=str, channel=int)
     def _on_select(self, layer: str, channel: int) -> dict[str, Any]:
-        self._check_layer(layer)
-        channels = self.controller.explainer.layers[layer]
-        if not 0 <= channel < channels:
-            raise ProtocolError(f"channel {channel} is out of range for layer {layer!r} (0..{channels - 1})")
+        try:
+            self._check_concept(layer, channel)
+        except ValueError as exc:
+            raise ProtocolError(str(exc)) from None
         self.selected = {"layer": layer, "channel": channel}
         self._emit("select", layer, channel)
         return {"type": "selected", "layer": layer, "channel": channel}

@@ -5,8 +5,8 @@ target) as one immutable :class:`Subject`, replaced as a whole when the input or
 so work running on the worker thread reads a consistent input. The image is hashed once, when it
 is set: the subject's explanation is kept (the explainer's own cache would hash the image on every
 call), and heavy results (conditional heatmaps, composition trees) are cached per (image, target,
-layer, concept). The explainer, its explanations and composition trees take the explainer's lock
-themselves.
+layer, concept), and dropped when the explained model changed (every query asks the explainer first).
+The explainer, its explanations and composition trees take the explainer's lock themselves.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..engine import CompositionNode, ConceptScore, Contrast, Explanation
+from ..engine import CompositionNode, ConceptScore, Contrast, Explainer, Explanation
+from ..engine.arguments import count, is_integer, short
 from ..render import picture_of
 from ._arrays import as_image
-
-if TYPE_CHECKING:
-    from ..engine import Explainer
 
 Box = Sequence[int]  # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
 Path = Sequence[Sequence[Any]]  # [(layer, channel), ...] from a tree's root down
@@ -59,6 +57,19 @@ def check_labels(labels: Any, layers: dict[str, int]) -> Labels:
     return checked
 
 
+def check_box(box: Any, shape: tuple[int, int]) -> list[int]:
+    """``box`` as a list: [] (no box) or [x0, y0, x1, y1], 4 integers with 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+    for an image of ``shape`` (H, W); else a ValueError/TypeError that says so."""
+    height, width = shape
+    if not isinstance(box, (list, tuple)) or (box and (len(box) != 4 or not all(is_integer(v) for v in box))):
+        raise TypeError(f"region box must be [x0, y0, x1, y1] of 4 integers (or []); got {short(box)}")
+    box = [int(v) for v in box]
+    if box and not (0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height):
+        raise ValueError(f"region box {box} is empty or outside the {width}x{height} image: it needs "
+                         f"0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}")
+    return box
+
+
 @dataclass(frozen=True)
 class Subject:
     """What is explained: the model ``image`` (C, H, W), the ``picture`` shown (uint8 H, W, 3), the
@@ -85,15 +96,25 @@ class Controller:
     def __init__(self, explainer: Explainer, image: ModelInput, target: int | None = None,
                  picture: Picture | None = None, classes: Sequence[str] | None = None, cache_size: int = 256,
                  labels: Labels | None = None):
+        if not isinstance(explainer, Explainer):
+            raise TypeError(f"explainer must be a conceptscope Explainer; got {type(explainer).__name__}")
         self.explainer = explainer
+        if classes is not None and (isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence)):
+            raise TypeError(f"classes must be a list of class names; got {type(classes).__name__}")
         self.classes = None if classes is None else [str(c) for c in classes]
         self.labels = None if labels is None else check_labels(labels, explainer.layers)
         self._cache: OrderedDict = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_size = count("cache_size", cache_size, minimum=0)
+        self._generation = explainer.sync()
         self._cache_lock = threading.Lock()
         self._explained: tuple[tuple[str, int | None], Explanation] | None = None  # the last subject's explanation
         self._listeners: list[Callable[[], None]] = []
         self.subject = self._subject(image, picture, target)
+        if self.classes is not None:
+            logits, _ = explainer.forward(self.subject.image)
+            if len(self.classes) != logits.shape[1]:
+                raise ValueError(f"classes names {len(self.classes)} classes, but the model has {logits.shape[1]} "
+                                 "outputs: give one name per class, in the order of the model's outputs")
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every change of the input or target (in the changing thread)."""
@@ -149,8 +170,18 @@ class Controller:
         self._changed(Subject(subject.image, subject.picture, target, subject.digest))
 
     # -- engine queries (called on the worker thread) ----------------------------------------------
+    def _follow_model(self) -> None:
+        """If the explained model changed since the kept results were computed: drop them, and tell the listeners (as
+        for a new input), so that every view shows the model as it is now, not only the one that asked."""
+        generation = self.explainer.sync()
+        if generation != self._generation:
+            self.clear_cache()
+            self._generation = generation
+            self._changed(self.subject)
+
     def explanation(self, subject: Subject | None = None) -> Explanation:
         """The explanation of ``subject`` (default: the current one), computed once per input and target."""
+        self._follow_model()
         subject = subject or self.subject
         with self._cache_lock:
             if self._explained is not None and self._explained[0] == subject.key:
@@ -202,6 +233,9 @@ class Controller:
         if box is None:
             return None
         height, width = (subject or self.subject).picture.shape[:2]
+        box = check_box(box, (height, width))
+        if not box:
+            return None
         x0, y0, x1, y1 = box
         mask = np.zeros((height, width), dtype=bool)
         mask[y0:y1, x0:x1] = True
@@ -214,6 +248,7 @@ class Controller:
 
     def conditional(self, layer: str, channels: Sequence[int], subject: Subject | None = None) -> list[np.ndarray]:
         """Conditional heatmaps (H, W) of ``channels`` of ``layer``: cached, the missing ones in one batch."""
+        self._follow_model()
         subject = subject or self.subject
         keys = [(subject.key, "channel", layer, int(c)) for c in channels]
         found = {key: self._cached(key) for key in keys}
@@ -227,6 +262,7 @@ class Controller:
 
     def composition(self, layer: str, channel: int, top: int = 5, subject: Subject | None = None) -> CompositionNode:
         """The composition tree rooted at ``(layer, channel)``, its first level expanded; cached."""
+        self._follow_model()
         subject = subject or self.subject
         key = (subject.key, "tree", layer, int(channel), top)
         root = self._cached(key)
@@ -248,6 +284,7 @@ class Controller:
 
     def path_heatmap(self, path: Path, top: int = 5) -> np.ndarray:
         """The conditional heatmap (H, W) of a tree path (every concept on it at once); cached."""
+        self._follow_model()
         subject = self.subject
         if len(path) == 1:
             (layer, channel), = path

@@ -9,6 +9,8 @@ import ipywidgets
 import numpy as np
 
 from .. import plot
+from ..atlas import identity
+from ..errors import AtlasMismatchError
 from ._worker import Worker
 from .concepts import ConceptList
 from .controller import Controller, ModelInput, Picture
@@ -55,6 +57,10 @@ class Explorer(ipywidgets.VBox):
                  target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
                  layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
                  vocabulary: Sequence[str] | None = None, labels: dict | None = None, **kwargs: Any):
+        if lens is not None and atlas is not None and lens.atlas is not atlas \
+                and lens.atlas.manifest["identity"] != atlas.manifest["identity"]:
+            raise AtlasMismatchError(f"the lens was made from the atlas at {lens.atlas.path}, which was built for "
+                                     f"another model, composite or dataset than the atlas at {atlas.path}")
         if atlas is None and lens is not None:
             atlas = lens.atlas
         if classes is None and atlas is not None:
@@ -63,6 +69,8 @@ class Explorer(ipywidgets.VBox):
         if labels is None and lens is not None and vocabulary:
             labels = _lens_labels(lens, vocabulary)
         self.controller = controller = Controller(explainer, image, target, picture, classes, labels=labels)
+        if atlas is not None:  # its references must be of this explainer's model and composite
+            identity.check_identity(atlas.path, atlas.manifest["identity"], identity.of(explainer))
         self._path: list[list[Any]] = []  # the concept path whose heatmap is shown
         controller.subscribe(self._input_changed)  # first, so the heatmap is recomputed before the rest
         self.heatmap = HeatmapView(controller.subject.picture, self._full_heatmap(), worker=worker, logit=self._start())

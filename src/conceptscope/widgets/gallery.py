@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..engine.arguments import count
 from ..render import encode_png
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import Count, ProtocolError, RequestWidget, request
 
 if TYPE_CHECKING:
     from ..atlas import Atlas
@@ -30,9 +31,9 @@ class NeuronGallery(RequestWidget):
     concept = traitlets.Dict(help="The concept shown {layer, channel}, or {}.").tag(sync=True)
     mode = traitlets.Enum(MODES, default_value="relevance").tag(sync=True)
     crop = traitlets.Bool(True).tag(sync=True)
-    page = traitlets.Int(0, help="The page shown (from 0).").tag(sync=True)
+    page = Count(0, minimum=0, help="The page shown (from 0).").tag(sync=True)
     pages = traitlets.Int(0, help="How many pages there are.").tag(sync=True)
-    page_size = traitlets.Int(8, min=1).tag(sync=True)
+    page_size = Count(8, help="References per page.").tag(sync=True)
     references = traitlets.List(traitlets.Dict(), help="[{index, score, image (PNG)}] of the page.").tag(sync=True)
     classes = traitlets.List(traitlets.Dict(),
                              help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)
@@ -45,7 +46,7 @@ class NeuronGallery(RequestWidget):
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         self.atlas = atlas
         self._cache: OrderedDict = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_size = count("cache_size", cache_size, minimum=0)
         super().__init__(mode=mode, crop=crop, page_size=page_size, **kwargs)
         if layer is not None and channel is not None:
             self.show(layer, channel)
@@ -95,6 +96,13 @@ class NeuronGallery(RequestWidget):
         labels = labels or {layer: {channel: self.concept.get("label")}}
         return plot.references(items, title=f"{plot.concept_name(layer, channel, labels)}: {name} references",
                                empty=self.note or "no references", figure=figure)
+
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: dict) -> int:
+        page = proposal["value"]
+        if self.pages and page >= self.pages:
+            raise traitlets.TraitError(f"page {page} does not exist (pages: 0..{self.pages - 1})")
+        return page
 
     @request("query", work="references", mode=str, crop=bool, page=int)
     def _on_query(self, mode: str, crop: bool, page: int) -> dict[str, Any]:

@@ -10,7 +10,17 @@ import traitlets
 from ..render import COLORMAPS, decode_png, encode_png, heatmap_png
 from ..render.colormap import colour_table
 from ._arrays import as_image, as_relevance
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import ProtocolError, RequestWidget, checked, request
+from .controller import check_box
+
+
+class _Fraction(traitlets.Float):
+    """A float trait that refuses booleans (traitlets' Float would take True as 1.0)."""
+
+    def validate(self, obj: Any, value: Any) -> float:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        return super().validate(obj, value)
 
 
 def _scale(relevance: np.ndarray) -> dict[str, float]:
@@ -34,6 +44,7 @@ class HeatmapView(RequestWidget):
     """
 
     _view = "heatmap"
+    _view_sets = frozenset({"show", "opacity", "colormap", "region"})
 
     image_png = traitlets.Bytes(help="The image as PNG bytes (sent as a binary buffer).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="The colormapped relevance as RGBA PNG bytes.").tag(sync=True)
@@ -44,7 +55,7 @@ class HeatmapView(RequestWidget):
     region = traitlets.List(traitlets.Int(), help="The drawn box [x0, y0, x1, y1], or [].").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0]).tag(sync=True)
     colormaps = traitlets.List(traitlets.Unicode(), default_value=list(COLORMAPS), read_only=True).tag(sync=True)
-    opacity = traitlets.Float(0.6, min=0.0, max=1.0, help="Opacity of the heatmap over the image.").tag(sync=True)
+    opacity = _Fraction(0.6, help="Opacity of the heatmap over the image.").tag(sync=True)
     colorbar_png = traitlets.Bytes(help="The colormap from -max |R| to +max |R| as a 1-pixel-high PNG.").tag(sync=True)
     scales = traitlets.Dict(help="{heatmap|concept: {max: max |R|, sum: ΣR}} of the maps, for the colour bar.").tag(
         sync=True)
@@ -123,6 +134,24 @@ class HeatmapView(RequestWidget):
             self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap, alpha=True)
             self.scales = {**self.scales, "concept": None if change["new"] is None else _scale(change["new"])}
 
+    # -- checks of the synced state (from Python or the view) -----------------------------------------
+    @traitlets.validate("region")
+    def _valid_region(self, proposal: dict) -> list[int]:
+        return checked(lambda box: check_box(box, self._shape))(proposal["value"])
+
+    @traitlets.validate("opacity")
+    def _valid_opacity(self, proposal: dict) -> float:
+        value = proposal["value"]
+        if isinstance(value, bool) or not 0 <= value <= 1:
+            raise traitlets.TraitError(f"opacity must be a number in [0, 1]; got {value!r}")
+        return value
+
+    @traitlets.validate("show")
+    def _valid_show(self, proposal: dict) -> str:
+        if proposal["value"] == "concept" and self.concept_relevance is None:
+            raise traitlets.TraitError("no concept heatmap to show yet: select a concept first")
+        return proposal["value"]
+
     @traitlets.observe("region")
     def _region_changed(self, change: dict) -> None:
         self._emit("region", list(change["new"]))
@@ -145,12 +174,9 @@ class HeatmapView(RequestWidget):
 
     @request("region", box=list)
     def _on_region(self, box: list) -> dict:
-        height, width = self._shape
-        if box:
-            if len(box) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in box):
-                raise ProtocolError(f"region box must be [x0, y0, x1, y1] of 4 integers (or []); got {box!r}")
-            x0, y0, x1, y1 = box
-            if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-                raise ProtocolError(f"region box {box} is empty or outside the {width}x{height} image")
-        self.region = list(box)
+        try:
+            box = check_box(box, self._shape)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(str(exc)) from None
+        self.region = box
         return {"type": "region_result", "box": list(box)}

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..engine.arguments import count
 from ..render import encode_png
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import Count, ProtocolError, RequestWidget, request
 
 if TYPE_CHECKING:
     from ..semantics import SemanticLens
@@ -52,11 +53,12 @@ class SemanticSearch(RequestWidget):
     """
 
     _view = "semantic_search"
+    _view_sets = frozenset({"k"})
 
     layers = traitlets.List(traitlets.Unicode(), help="The lens's layers (the layer filter's choices).").tag(sync=True)
     layer = traitlets.Unicode(help="The layer searched ('' for all).").tag(sync=True)
     query = traitlets.Unicode(help="The last query searched.").tag(sync=True)
-    k = traitlets.Int(10, min=1, help="How many concepts a query finds.").tag(sync=True)
+    k = Count(10, help="How many concepts a query finds.").tag(sync=True)
     vocabulary = traitlets.List(traitlets.Unicode(), help="Labels for the concepts ([]: no labels).").tag(sync=True)
     hits = traitlets.List(traitlets.Dict(), help="[{layer, channel, score, label, label_score, clarity, "
                                                  "polysemanticity, redundancy}] of the last query, most similar "
@@ -69,8 +71,7 @@ class SemanticSearch(RequestWidget):
 
     def __init__(self, lens: SemanticLens, *, explorer: Any = None, vocabulary: Sequence[str] | None = None,
                  templates: Sequence[str] | None = None, k: int = 10, references: int = 4, **kwargs: Any):
-        if references < 1:
-            raise ValueError(f"references must be a positive number of thumbnails per hit; got {references!r}")
+        references = count("references", references)
         self.lens, self.templates, self.references = lens, templates, references
         self._labels: tuple[tuple[str, ...], dict] = ((), {})  # (vocabulary, {(layer, channel): label dict})
         self._scores: dict[str, dict[str, Any]] = {}  # layer -> LayerScores.to_dict()
@@ -84,6 +85,12 @@ class SemanticSearch(RequestWidget):
                          classes=[str(c) for c in lens.atlas.classes], **kwargs)
         if explorer is not None:
             self.on("select", explorer.select)
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        if proposal["value"] and proposal["value"] not in self.layers:
+            raise traitlets.TraitError(f"unknown layer {proposal['value']!r}; layers: {', '.join(self.layers)}")
+        return proposal["value"]
 
     # -- Python API ---------------------------------------------------------------------------------------------------
     def search(self, query: str, layer: str | None = None) -> None:

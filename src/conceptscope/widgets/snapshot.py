@@ -61,7 +61,7 @@ def save_html(widget: Any, path: str | Path, title: str = "conceptscope snapshot
     """Write ``widget`` (a view, or a box of views such as the Explorer) as one standalone HTML file."""
     _bundle.require("snapshot")
     bundle = (_bundle.STATIC / "snapshot.js").read_text(encoding="utf-8").replace("</script", "<\\/script")
-    data = json.dumps(layout(widget), allow_nan=False).replace("</", "<\\/")
+    data = json.dumps(layout(widget), allow_nan=False).replace("<", "\\u003c")  # no </script> nor <!-- in the page
     path = Path(path)
     path.write_text(_TEMPLATE.format(title=html.escape(title), data=data, bundle=bundle), encoding="utf-8")
     return path

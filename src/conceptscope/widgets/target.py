@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import Count, ProtocolError, RequestWidget, request
 from .controller import Controller, ModelInput, Picture
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ class TargetView(RequestWidget):
     """
 
     _view = "target"
+    _view_sets = frozenset({"k"})
 
     classes = traitlets.List(traitlets.Unicode(), help="Names of all classes.").tag(sync=True)
     predictions = traitlets.List(traitlets.Dict(),
@@ -30,7 +31,7 @@ class TargetView(RequestWidget):
     target = traitlets.Int(-1, help="The explained class.").tag(sync=True)
     versus = traitlets.Int(-1, help="The class the target is contrasted with (-1: none).").tag(sync=True)
     predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
-    k = traitlets.Int(5, min=1, help="How many top classes are shown.").tag(sync=True)
+    k = Count(5, help="How many top classes are shown.").tag(sync=True)
 
     def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, *,
                  target: int | None = None, k: int = 5, picture: Picture | None = None,
@@ -38,7 +39,15 @@ class TargetView(RequestWidget):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
         super().__init__(k=k, **kwargs)
         self.controller.subscribe(self.refresh)
+        self.observe(lambda _change: self.refresh(), names=["k"])
         self.refresh()
+
+    @traitlets.validate("target", "predicted")
+    def _valid_class(self, proposal: dict) -> int:
+        value, name = proposal["value"], proposal["trait"].name
+        if isinstance(value, bool) or not -1 <= value < len(self.classes):
+            raise traitlets.TraitError(f"{name} {value!r} is not a class (0..{len(self.classes) - 1}; -1: none yet)")
+        return value
 
     def refresh(self) -> None:
         """Show the prediction of the current input and target."""

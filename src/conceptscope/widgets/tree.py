@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..engine.arguments import is_integer
 from ..render import COLORMAPS, encode_png, heatmap_png
-from ._protocol import ProtocolError, RequestWidget, request
+from ._protocol import Count, ProtocolError, RequestWidget, request
 from .controller import Controller, ModelInput, Picture
 
 if TYPE_CHECKING:
@@ -22,6 +23,12 @@ def _finite(tree: dict[str, Any]) -> dict[str, Any]:
     if tree["children"] is not None:
         fix["children"] = [_finite(child) for child in tree["children"]]
     return fix
+
+
+def _is_path(path: list) -> bool:
+    """Whether ``path`` is a list of [layer name, channel] pairs."""
+    return all(isinstance(step, list) and len(step) == 2 and isinstance(step[0], str) and is_integer(step[1])
+               and step[1] >= 0 for step in path)
 
 
 class CompositionTree(RequestWidget):
@@ -40,7 +47,7 @@ class CompositionTree(RequestWidget):
     selected = traitlets.List(help="Path [[layer, channel], ...] of the selected node, or [].").tag(sync=True)
     image_png = traitlets.Bytes(help="The explained picture (PNG).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="Conditional heatmap of the selected node (PNG).").tag(sync=True)
-    top = traitlets.Int(5, min=1, help="Sub-concepts per expanded node.").tag(sync=True)
+    top = Count(5, help="Sub-concepts per expanded node.").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0], help="Colormap of the heatmap.")
 
     def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, layer: str | None = None,
@@ -48,6 +55,7 @@ class CompositionTree(RequestWidget):
                  picture: Picture | None = None, classes: Sequence[str] | None = None,
                  controller: Controller | None = None, **kwargs: Any):
         self.controller = controller or Controller(explainer, image, target, picture, classes)
+        self._root: tuple[str, int] | None = None  # the root asked for last (the tree shown may be older)
         super().__init__(top=top, **kwargs)
         self.controller.subscribe(self._reroot)
         if layer is not None and channel is not None:
@@ -66,8 +74,16 @@ class CompositionTree(RequestWidget):
         """Show the tree of concept (``layer``, ``channel``), its root selected (computed after ``delay`` s)."""
         path = [[layer, int(channel)]]
         with self._lock:
+            self._root = (layer, int(channel))
             self.push("tree", lambda: {"image_png": encode_png(self.controller.subject.picture), **self._state(path)},
                       delay=delay)
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: dict) -> list:
+        path = proposal["value"]
+        if path and not _is_path(path):
+            raise traitlets.TraitError(f"selected must be [] or a path [[layer, channel], ...]; got {path!r}")
+        return path
 
     @traitlets.observe("selected")
     def _selected_changed(self, change: dict) -> None:
@@ -75,9 +91,9 @@ class CompositionTree(RequestWidget):
             self._emit("select", change["new"])
 
     def _reroot(self) -> None:
-        """The input or target changed: the same root concept, recomputed."""
-        if self.tree:
-            self.set_root(self.tree["layer"], self.tree["channel"])
+        """The input, target or model changed: the root asked for last, recomputed."""
+        if self._root is not None:
+            self.set_root(*self._root)
 
     def _state(self, path: list[list[Any]]) -> dict[str, Any]:
         controller = self.controller
@@ -89,10 +105,7 @@ class CompositionTree(RequestWidget):
 
     @request("expand", work="tree", path=list)
     def _on_expand(self, path: list) -> dict[str, Any]:
-        if not path or not all(
-            isinstance(step, list) and len(step) == 2 and isinstance(step[0], str)
-            and isinstance(step[1], int) and not isinstance(step[1], bool) for step in path
-        ):
+        if not path or not _is_path(path):
             raise ProtocolError(f"path must be a non-empty list of [layer, channel] pairs; got {path!r}")
         if not self.tree or path[0] != [self.tree["layer"], self.tree["channel"]]:
             raise ProtocolError(f"path {path!r} does not start at the tree's root")
