@@ -15,7 +15,7 @@ from PIL import Image
 import conceptscope as cs
 from conceptscope.atlas.samples import split_item
 from conceptscope.semantics import OpenClip, SemanticLens, formulas
-from conceptscope.semantics.references import window_box
+from conceptscope.semantics.references import reference_images, reference_table, window_box
 from conceptscope.world.concepts import COLOURS
 
 N, K = 60, 6
@@ -90,6 +90,24 @@ def test_relevance_crops_are_the_atlas_references(lens, atlas, foundation):
         want = embed(foundation, [reference.image for reference in references])
         torch.testing.assert_close(lens.embeddings[layer].references[channel, :len(references)], want, atol=1e-5,
                                    rtol=0)
+
+
+def test_batched_relevance_crops_equal_the_per_sample_ones(atlas):
+    """The lens cuts relevance crops from CRP passes batched over (sample, channel) pairs; every crop must be the one
+    Atlas.references cuts from that sample's own explanation."""
+    table = reference_table(atlas, LAYERS, K, "relevance")
+    chosen = torch.zeros(64, dtype=torch.bool)
+    chosen[::5] = True  # 13 concepts per layer, their references spread over most of the samples
+    some = {layer: indices.masked_fill(~chosen[:, None], -1) for layer, indices in table.items()}
+    crops = list(reference_images(atlas, some, "relevance", "relevance", progress=False))
+    assert len(crops) == sum(int((indices >= 0).sum()) for indices in some.values()) > 100
+    expected = {}
+    for image, [(layer, channel, slot)] in crops:
+        if (layer, channel) not in expected:
+            expected[layer, channel] = atlas.references(layer, channel, n=K)
+        reference = expected[layer, channel][slot]
+        assert reference.index == int(table[layer][channel, slot])
+        np.testing.assert_array_equal(image, reference.image)
 
 
 def test_window_crops(atlas, foundation, dataset):

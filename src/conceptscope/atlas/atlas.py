@@ -269,11 +269,12 @@ class Atlas:
 
     # -- validation --------------------------------------------------------------------------------------------------
     def _check(self, layer, channel=None, mode=None):
-        if layer not in self.layers:
+        if not isinstance(layer, str) or layer not in self.layers:
             raise UnknownLayerError(f"the atlas has no layer {layer!r}; its layers: {', '.join(self.layers)}")
-        if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < self.layers[layer]):
-            raise ValueError(f"channel {channel!r} is out of range for layer {layer!r}, which has "
-                             f"{self.layers[layer]} channels")
+        if channel is not None and not (isinstance(channel, (int, np.integer)) and not isinstance(channel, bool)
+                                        and 0 <= channel < self.layers[layer]):
+            raise ValueError(f"channel {channel!r} is not a channel of layer {layer!r}: give an integer index "
+                             f"0..{self.layers[layer] - 1} (it has {self.layers[layer]} channels)")
         if mode is not None and mode not in self.modes:
             raise ValueError(f"the atlas has no mode {mode!r}; its modes: {', '.join(self.modes)}")
 

@@ -79,7 +79,7 @@ def _check_arguments(explainer, dataset, layers, k, modes, batch_size, target, c
         raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes!r}")
     modes = tuple(mode for mode in MODES if mode in modes)
     for name, value in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")

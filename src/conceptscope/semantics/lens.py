@@ -40,6 +40,11 @@ AUDIT_THRESHOLD = 0.0
 COMPARE_THRESHOLD = 0.9
 
 
+def _positive(value):
+    """Whether ``value`` is a positive integer (booleans are not integers here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
 def _is_image(item):
     return hasattr(item, "convert") or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim in (2, 3))
 
@@ -77,15 +82,16 @@ class SemanticLens:
         for layer in layers:
             if layer not in atlas.layers:
                 raise UnknownLayerError(f"the atlas has no layer {layer!r}; its layers: {', '.join(atlas.layers)}")
-        if not isinstance(n, numbers.Integral) or n < 1:
+        if not _positive(n):
             raise ValueError(f"n must be a positive number of references per concept, got {n!r}")
         if mode not in atlas.modes:
             raise ValueError(f"the atlas has no mode {mode!r}; its modes: {', '.join(atlas.modes)}")
         if crop not in CROPS:
             raise ValueError(f"unknown crop {crop!r}; choose one of {', '.join(map(repr, CROPS))}")
-        if crop == "window" and not (isinstance(window, numbers.Real) and 0 < window <= 1):
+        if crop == "window" and not (isinstance(window, numbers.Real) and not isinstance(window, bool)
+                                     and 0 < window <= 1):
             raise ValueError(f"window must be a fraction of the image side in (0, 1], got {window!r}")
-        if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        if not _positive(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.atlas, self.foundation = atlas, foundation
         self.layers = [layer for layer in atlas.layers if layer in layers]  # a set of concepts: the atlas' order
@@ -169,7 +175,7 @@ class SemanticLens:
         list, a list gives a list per query. Texts are embedded bare (``templates=None``) or, with ``templates``
         (strings with one ``{}``), as the mean over templates minus the template's null embedding.
         """
-        if not isinstance(k, numbers.Integral) or k < 1:
+        if not _positive(k):
             raise ValueError(f"k must be a positive integer, got {k!r}")
         queries, single = self._queries(query, templates)
         embeddings, keys, present = self._concepts(layer)
@@ -226,7 +232,7 @@ class SemanticLens:
         relevance going to each verdict. Returns an :class:`Audit`."""
         valid = [valid] if isinstance(valid, str) else list(valid)
         spurious = [spurious] if isinstance(spurious, str) else list(spurious)
-        if not isinstance(n, numbers.Integral) or n < 1:
+        if not _positive(n):
             raise ValueError(f"n must be a positive integer, got {n!r}")
         texts = self._texts(valid + spurious, templates, "description (valid or spurious)")
         names = self._layers(layer)
