@@ -92,9 +92,9 @@ def test_relevance_crops_are_the_atlas_references(lens, atlas, foundation):
                                    rtol=0)
 
 
-def test_batched_relevance_crops_equal_the_per_sample_ones(atlas):
-    """The lens cuts relevance crops from CRP passes batched over (sample, channel) pairs; every crop must be the one
-    Atlas.references cuts from that sample's own explanation."""
+def test_relevance_crops_equal_the_atlas_references_crop_for_crop(atlas):
+    """The lens cuts relevance crops of all a sample's concepts from one explanation, channels batched; every crop must
+    be the one Atlas.references cuts for that concept."""
     table = reference_table(atlas, LAYERS, K, "relevance")
     chosen = torch.zeros(64, dtype=torch.bool)
     chosen[::5] = True  # 13 concepts per layer, their references spread over most of the samples

@@ -4,8 +4,9 @@ cut the way the lens asks for, grouped by dataset sample so each sample is expla
 Crops (``crop=``):
 
 - ``"relevance"``: the atlas' relevance-cropped references (CRP): the box holding most of the channel-conditional
-  relevance of the sample for its target, as :meth:`Atlas.references` cuts it (same box, same picture). The
-  conditional heatmaps of many (sample, channel) pairs of a layer come from one batched forward and backward pass.
+  relevance of the sample for its target, as :meth:`Atlas.references` cuts it (same box, same picture). Each sample
+  is explained once, and the conditional heatmaps of all its concepts in a layer come from one backward pass batched
+  over those channels.
 - ``"window"``: the classic receptive-field crop to compare against: a square of ``window`` x the image side, centred
   on the maximum of the channel's activation map upsampled to the input (the whole image for non-spatial layers).
 - ``"none"``: whole images; each needed sample is pictured once, however many concepts share it.
@@ -15,14 +16,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atlas import crop as cropping
-from ..engine.explanation import pixel_relevance, relevance_from_logits
-from ..engine.inputs import as_targets
 
 CROPS = ("relevance", "window", "none")
 #: images per batched forward pass when only activations are needed (window crops)
 ACTIVATION_BATCH = 32
-#: dataset samples whose pictures are held at once for relevance crops, and (sample, channel) pairs per CRP pass
-RELEVANCE_SAMPLES, RELEVANCE_BATCH = 64, 32
 
 
 def reference_table(atlas, layers, n, mode):
@@ -47,6 +44,10 @@ def _by_sample(table):
     return dict(sorted(needed.items()))
 
 
+def _target(atlas, sample):
+    return sample.label if atlas.target == "label" else None
+
+
 def window_box(activation, shape, window):
     """A square of ``window`` x the shorter side of an input of ``shape`` (H, W), centred on the maximum of the
     channel's ``activation`` map upsampled to the input and shifted to lie inside it; None for non-spatial layers."""
@@ -65,46 +66,21 @@ def _cut(picture, box, source):
     return picture if box is None else cropping.crop(picture, cropping.scale_box(box, source, picture.shape[:2]))
 
 
-def conditional_heatmaps(explainer, images, targets, layer, channels):
-    """CRP for many (sample, channel) pairs at once: ``(heatmaps (P, H, W), activations (P, ...))`` where row j is the
-    relevance of ``images[j]`` for class ``targets[j]`` (None: the prediction) flowing through channel
-    ``channels[j]`` of ``layer``, and that channel's activation map. One forward pass, one backward pass to the layer
-    and one conditional backward pass to the input for the whole batch, each row conditioned on its own channel —
-    the computation of :meth:`Explanation.conditional_heatmaps`, batched over samples instead of channels."""
-    with explainer.lock:
-        model, _, logits, trace = explainer._run(images, [layer])
-        node = model.node(layer)
-        found = relevance_from_logits(model, trace, logits, as_targets(targets, logits), [node], to_input=False)
-        relevance = model.concept_view(layer, found[node])
-        output = model.concept_view(layer, trace.values[node])
-        masks = torch.cat([explainer.concept.masks(output[row:row + 1], [channel])[:, 0]
-                           for row, channel in enumerate(channels)])
-        heatmaps = model.propagate(trace, node, model.native_view(layer, masks * relevance))[model.input_node]
-        rows = torch.arange(len(channels), device=output.device)
-        return pixel_relevance(heatmaps).cpu(), output[rows, torch.as_tensor(channels, device=output.device)].detach()
-
-
 def _relevance_crops(atlas, needed, mode):
-    """Relevance crops in batches of (sample, channel) pairs of one layer (:func:`conditional_heatmaps`), samples
-    taken ``RELEVANCE_SAMPLES`` at a time; the picture is the atlas' own (:meth:`Atlas.sample`) and the box is
-    :func:`~conceptscope.atlas.crop.reference_box`, as :meth:`Atlas.references` cuts it."""
-    indices = list(needed)
-    for start in range(0, len(indices), RELEVANCE_SAMPLES):
-        samples = {index: atlas.sample(index) for index in indices[start:start + RELEVANCE_SAMPLES]}
-        pairs = {}  # layer -> [(sample index, channel, slot)]
-        for index in samples:
-            for layer, slots in needed[index].items():
-                pairs.setdefault(layer, []).extend((index, channel, slot) for channel, slot in slots)
-        for layer, found in pairs.items():
-            for first in range(0, len(found), RELEVANCE_BATCH):
-                batch = found[first:first + RELEVANCE_BATCH]
-                images = torch.stack([samples[index].image for index, _, _ in batch])
-                targets = None if atlas.target != "label" else [samples[index].label for index, _, _ in batch]
-                heatmaps, activations = conditional_heatmaps(atlas.explainer, images, targets, layer,
-                                                             [channel for _, channel, _ in batch])
-                for (index, channel, slot), heatmap, activation in zip(batch, heatmaps, activations.cpu()):
-                    box = cropping.reference_box(heatmap, activation, mode)
-                    yield _cut(samples[index].picture, box, heatmap.shape), [(layer, channel, slot)]
+    """Per sample one explanation and one batched conditional_heatmaps call per layer for all its concepts; the
+    picture is the atlas' own (:meth:`Atlas.sample`), so crops equal :meth:`Atlas.references`."""
+    for index, layers in needed.items():
+        sample = atlas.sample(index)
+        crops = []
+        with atlas.explainer.lock:  # released before yielding: the consumer may take its time
+            explanation = atlas.explainer.explain(sample.image, _target(atlas, sample), list(layers))
+            for layer, slots in layers.items():
+                heatmaps = explanation.conditional_heatmaps(layer, [channel for channel, _ in slots]).cpu()
+                activations = explanation.activations[layer].detach().cpu()
+                for (channel, slot), heatmap in zip(slots, heatmaps):
+                    box = cropping.reference_box(heatmap, activations[channel], mode)
+                    crops.append((_cut(sample.picture, box, heatmap.shape), [(layer, channel, slot)]))
+        yield from crops
 
 
 def _window_crops(atlas, needed, window):
