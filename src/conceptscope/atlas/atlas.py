@@ -110,7 +110,9 @@ class Atlas:
         are ``(image, label)`` (or bare images for ``target="prediction"``), read in order through a DataLoader with
         ``num_workers``. A checkpoint is committed to ``path`` every ``checkpoint_every`` batches (per process);
         building again with the same arguments resumes an interrupted build, returns a finished one as it is, and
-        refuses a path holding an atlas of another model, dataset, composite or settings. Under
+        refuses a path holding an atlas of another model, dataset, composite or settings, damaged atlas files
+        (:class:`AtlasDamagedError`) and a directory another process is building into
+        (:class:`AtlasBusyError`). Under
         ``torch.distributed`` (e.g. ``torchrun``) each rank explains its share of the batches and rank 0 writes.
         Resumed and sharded builds give the same bits as one uninterrupted run given the same per-batch numerics
         (``batch_size``, device, CPU threads).
@@ -123,7 +125,9 @@ class Atlas:
     @classmethod
     def load(cls, path: str | PathLike, explainer: Explainer, dataset: Dataset | None = None) -> Atlas:
         """Open the finished atlas at ``path`` for ``explainer``'s model and composite (and ``dataset``, which images
-        of references come from); raises :class:`AtlasMismatchError` naming what differs if it was built for others."""
+        of references come from); raises :class:`AtlasMismatchError` naming what differs if it was built for others,
+        and :class:`AtlasDamagedError` naming the file if the manifest or the state file is damaged or incomplete
+        (both are checked here, not at the first query). An atlas of an earlier version is upgraded as it loads."""
         manifest = store.read_manifest(path)
         if manifest is None:
             raise FileNotFoundError(f"no atlas at {path} (no {store.MANIFEST})")
