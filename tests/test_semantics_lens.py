@@ -110,6 +110,16 @@ def test_relevance_crops_equal_the_atlas_references_crop_for_crop(atlas):
         np.testing.assert_array_equal(image, reference.image)
 
 
+def test_relevance_crops_of_predictions_and_actmax_equal_the_atlas_references(tmp_path, world):
+    atlas = cs.Atlas.build(cs.Explainer(world.model), world.dataset("test", 12), ["classifier.0"],
+                           tmp_path / "a", k=2, batch_size=12, target="prediction", progress=False)
+    table = reference_table(atlas, atlas.layers, 2, "activation")
+    crops = list(reference_images(atlas, table, "activation", "relevance", progress=False))
+    assert len(crops) == int(sum((indices >= 0).sum() for indices in table.values())) > 50
+    for image, [(layer, channel, slot)] in crops:
+        np.testing.assert_array_equal(image, atlas.references(layer, channel, "activation", n=2)[slot].image)
+
+
 def test_window_crops(atlas, foundation, dataset):
     lens = SemanticLens(atlas, foundation, crop="window", window=0.5, progress=False)
     xp = atlas.explainer
