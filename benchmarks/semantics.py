@@ -9,8 +9,8 @@ Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``ca
 - embedding: references (and distinct pictures) embedded per second by a fresh ``SemanticLens`` (cache removed after
   each run; the crop modes take turns in ``--repeat`` rounds after a warm-up round, median and best) with the shipped
   tiny CLIP over an atlas of the largest ``--images`` test images
-  (features.8/.11/.15, k=16, n=16 references per concept): relevance crops (one explanation per reference sample,
-  its channels batched), windows (one forward pass per batch) and whole images (each sample pictured once), and
+  (features.8/.11/.15, k=16, n=16 references per concept): relevance crops (CRP batched over samples and
+  channels), windows (one forward pass per batch) and whole images (each sample pictured once), and
   the ratio of relevance to window throughput (target >= 0.5); plus the tiny CLIP's ``encode_images`` alone on
   32 px crops.
 - search: latency of ``lens.search`` with 1 and 10 texts over every concept of every layer of the shapes VGG.
