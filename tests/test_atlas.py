@@ -79,7 +79,10 @@ def brute(explainer, dataset):
 
 
 def ranked(values, ids, k):
-    """The k best (value desc, id asc) of ``values``: the reference ranking, by plain sorting."""
+    """The k best (value desc, id asc) of the non-zero ``values``: the reference ranking, by plain sorting (a sample
+    on which the concept's score is exactly 0 is never a reference)."""
+    live = values != 0
+    values, ids = values[live], ids[live]
     order = np.lexsort((ids, -values))[:k]
     return ids[order], values[order]
 
@@ -105,11 +108,14 @@ def test_atlas_equals_brute_force(built, brute):
     ids = np.arange(N)
     for layer in LAYERS:
         for mode in ("relevance", "activation"):
+            live = (scores[layer][mode] != 0).sum(0)
+            np.testing.assert_array_equal(atlas.live_counts(layer, mode).numpy(), live)
             for channel in range(atlas.layers[layer]):
-                indices, values = atlas.top(layer, channel, mode)
+                found = atlas.top(layer, channel, mode)
                 want_indices, want_values = ranked(scores[layer][mode][:, channel], ids, K)
-                np.testing.assert_array_equal(indices, want_indices)
-                np.testing.assert_array_equal(values, want_values)
+                np.testing.assert_array_equal(found[0], want_indices)
+                np.testing.assert_array_equal(found[1], want_values)
+                assert found.live == live[channel] and (found.reason is None) == (live[channel] >= K)
         relevance = scores[layer]["relevance"].astype(np.float64)
         sums = np.stack([relevance[targets == c].sum(0) for c in range(len(atlas.classes))], 1)
         np.testing.assert_allclose(atlas.class_relevance(layer).numpy(), sums, rtol=1e-9, atol=1e-8)
@@ -117,7 +123,8 @@ def test_atlas_equals_brute_force(built, brute):
             for c in np.unique(targets):
                 members = ids[targets == c]
                 want_indices, want_values = ranked(scores[layer]["relevance"][members, channel], members, K)
-                indices, values = atlas.top(layer, channel, cls=int(c))
+                indices, values = found = atlas.top(layer, channel, cls=int(c))
+                assert found.live == (scores[layer]["relevance"][members, channel] != 0).sum()
                 np.testing.assert_array_equal(indices, want_indices)
                 np.testing.assert_array_equal(values, want_values)
     np.testing.assert_array_equal(atlas.class_counts().numpy(), np.bincount(targets, minlength=len(atlas.classes)))

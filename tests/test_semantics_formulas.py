@@ -219,11 +219,12 @@ def brute_labels(sims, vocabulary, threshold, margin):
     out = []
     for row in sims.tolist():
         if any(math.isnan(v) for v in row):
-            out.append("unknown")
+            out.append((None, "no references"))
             continue
         order = sorted(range(len(row)), key=lambda j: -row[j])
         gap = row[order[0]] - row[order[1]] if len(row) > 1 else math.inf
-        out.append(vocabulary[order[0]] if row[order[0]] >= threshold and gap >= margin else "unknown")
+        known = row[order[0]] >= threshold and gap >= margin
+        out.append((vocabulary[order[0]], "labelled") if known else (None, "no label"))
     return out
 
 
@@ -234,16 +235,21 @@ def test_labels_equal_loops(threshold, margin):
     texts = f.normalize(torch.randn(6, D, generator=torch.Generator().manual_seed(2)))
     sims = f.similarities(f.concept_embeddings(refs, valid), texts).masked_fill(~valid.any(-1)[:, None], math.nan)
     labels = f.assign_labels(sims, vocabulary, threshold, margin)
-    assert [label for label, *_ in labels] == brute_labels(sims, vocabulary, threshold, margin)
-    assert labels[1][0] == f.UNKNOWN  # no references
-    for (_, best, score, gap), row in zip(labels[2:], sims[2:].tolist()):
+    assert [(label, status) for label, status, *_ in labels] == brute_labels(sims, vocabulary, threshold, margin)
+    assert labels[1][:3] == (None, f.NO_REFERENCES, None) and math.isnan(labels[1][3])  # no references
+    for (_, _, best, score, gap), row in zip(labels[2:], sims[2:].tolist()):
         assert best == int(np.argmax(row)) and score == pytest.approx(max(row))
         assert gap == pytest.approx(sorted(row)[-1] - sorted(row)[-2])
 
 
 def test_a_single_label_has_no_runner_up():
     labels = f.assign_labels(torch.tensor([[0.3], [0.01]]), ["red"], 0.05, 0.5)
-    assert [label for label, *_ in labels] == ["red", "unknown"]
+    assert [label[:2] for label in labels] == [("red", f.LABELLED), (None, f.NO_LABEL)]
+
+
+def test_a_vocabulary_entry_named_like_no_label_is_a_label():
+    labels = f.assign_labels(torch.tensor([[0.3, 0.1], [0.01, 0.0]]), ["unknown", "no label"], 0.05, 0.05)
+    assert [label[:2] for label in labels] == [("unknown", f.LABELLED), (None, f.NO_LABEL)]
 
 
 def test_summarize():

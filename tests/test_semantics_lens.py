@@ -15,7 +15,7 @@ from PIL import Image
 import conceptscope as cs
 from conceptscope.atlas.samples import split_item
 from conceptscope.semantics import OpenClip, SemanticLens, formulas
-from conceptscope.semantics.references import window_box
+from conceptscope.semantics.references import reference_images, reference_table, window_box
 from conceptscope.world.concepts import COLOURS
 
 N, K = 60, 6
@@ -75,7 +75,9 @@ def test_embeddings_are_normalised_and_follow_the_atlas(lens, atlas, foundation)
         norms = embedded.references.norm(dim=-1)
         assert torch.allclose(norms[embedded.valid], torch.ones(int(embedded.valid.sum())), atol=1e-5)
         assert not embedded.references[~embedded.valid].any()
-        assert torch.allclose(embedded.concepts.norm(dim=-1), torch.ones(channels), atol=1e-5)
+        live = atlas.live_counts(layer) > 0
+        assert torch.equal(embedded.present, live)  # dead concepts (never relevant) have no references at all
+        assert torch.allclose(embedded.concepts.norm(dim=-1), live.float(), atol=1e-5)
         for channel in range(channels):
             indices, _ = atlas.top(layer, channel, "relevance", K)
             assert embedded.valid[channel].tolist() == [True] * len(indices) + [False] * (K - len(indices))
@@ -88,6 +90,34 @@ def test_relevance_crops_are_the_atlas_references(lens, atlas, foundation):
         want = embed(foundation, [reference.image for reference in references])
         torch.testing.assert_close(lens.embeddings[layer].references[channel, :len(references)], want, atol=1e-5,
                                    rtol=0)
+
+
+def test_relevance_crops_equal_the_atlas_references_crop_for_crop(atlas):
+    """The lens cuts relevance crops of all a sample's concepts from one explanation, channels batched; every crop must
+    be the one Atlas.references cuts for that concept."""
+    table = reference_table(atlas, LAYERS, K, "relevance")
+    chosen = torch.zeros(64, dtype=torch.bool)
+    chosen[::5] = True  # 13 concepts per layer, their references spread over most of the samples
+    some = {layer: indices.masked_fill(~chosen[:, None], -1) for layer, indices in table.items()}
+    crops = list(reference_images(atlas, some, "relevance", "relevance", progress=False))
+    assert len(crops) == sum(int((indices >= 0).sum()) for indices in some.values()) > 100
+    expected = {}
+    for image, [(layer, channel, slot)] in crops:
+        if (layer, channel) not in expected:
+            expected[layer, channel] = atlas.references(layer, channel, n=K)
+        reference = expected[layer, channel][slot]
+        assert reference.index == int(table[layer][channel, slot])
+        np.testing.assert_array_equal(image, reference.image)
+
+
+def test_relevance_crops_of_predictions_and_actmax_equal_the_atlas_references(tmp_path, world):
+    atlas = cs.Atlas.build(cs.Explainer(world.model), world.dataset("test", 12), ["classifier.0"],
+                           tmp_path / "a", k=2, batch_size=12, target="prediction", progress=False)
+    table = reference_table(atlas, atlas.layers, 2, "activation")
+    crops = list(reference_images(atlas, table, "activation", "relevance", progress=False))
+    assert len(crops) == int(sum((indices >= 0).sum() for indices in table.values())) > 50
+    for image, [(layer, channel, slot)] in crops:
+        np.testing.assert_array_equal(image, atlas.references(layer, channel, "activation", n=2)[slot].image)
 
 
 def test_window_crops(atlas, foundation, dataset):
@@ -141,16 +171,41 @@ def test_negative_activations_give_no_invalid_indices(atlas, foundation):
     assert embedded.valid.all() and ((embedded.indices >= 0) & (embedded.indices < N)).all()
 
 
+def test_dead_concepts_are_left_out_of_search_labels_scores_and_redundancy(lens, atlas):
+    dead = torch.nonzero(atlas.live_counts("classifier.0") == 0).flatten().tolist()
+    assert len(dead) == 6  # the issue's six channels of classifier.0 that are never relevant on the test set
+    for channel in dead:
+        found = atlas.top("classifier.0", channel)
+        assert len(found[0]) == 0 and found.live == 0 and "never relevant on this dataset" in found.reason
+    hits = lens.search("red", layer="classifier.0", k=64)
+    assert len(hits) == 64 - len(dead) and not {hit.channel for hit in hits} & set(dead)
+    labels = lens.label(VOCABULARY, layer="classifier.0")
+    assert [label.channel for label in labels if label.status == "no references"] == dead
+    scores = lens.scores("classifier.0")
+    for channel in dead:
+        assert scores.references[channel] == 0
+        assert all(np.isnan(getattr(scores, name)[channel]) for name in ("clarity", "polysemanticity", "redundancy"))
+    live = [c for c in range(64) if c not in dead]
+    concepts = lens.embeddings["classifier.0"].concepts
+    for channel in live[:8]:  # redundancy: the best peer among the live concepts only
+        peers = [c for c in live if c != channel]
+        assert scores.redundancy[channel] == pytest.approx(float((concepts[peers] @ concepts[channel]).max()), abs=1e-5)
+    audit = lens.audit("red circle", valid=["red"], layer="classifier.0", n=64)
+    assert not {concept.channel for concept in audit.layers[0].concepts} & set(dead)
+
+
 def test_fewer_samples_than_references(tmp_path, world, foundation):
     small = world.dataset("test", 4)
     atlas = cs.Atlas.build(cs.Explainer(world.model), small, ["features.15"], tmp_path / "small", k=K, batch_size=4,
                            progress=False)
     lens = SemanticLens(atlas, foundation, progress=False)
     embedded = lens.embeddings["features.15"]
-    assert embedded.valid.sum(1).tolist() == [4] * 64  # the atlas' empty (-inf) slots are not references
+    live = atlas.live_counts("features.15")  # at most the 4 samples; fewer where the channel is dead on some
+    assert embedded.valid.sum(1).tolist() == live.tolist() and live.max() == 4  # empty (-inf) slots aren't references
     assert (embedded.indices[:, 4:] == -1).all() and not embedded.references[:, 4:].any()
     scores = lens.scores("features.15")
-    assert not np.isnan(scores.clarity).any() and set(scores.references) == {4}
+    assert list(scores.references) == live.tolist()
+    assert np.isnan(scores.clarity).tolist() == (live < 2).tolist()
 
 
 # -- cache -----------------------------------------------------------------------------------------------------------
@@ -209,7 +264,8 @@ def test_search_by_text_equals_direct_similarities(lens, foundation):
         len(keys), dtype=torch.bool), 5)[0].tolist()]
     assert [hit.score for hit in hits] == pytest.approx(sorted(sims.tolist(), reverse=True)[:5], abs=1e-6)
     only = lens.search("a red circle", layer="classifier.0", k=500)
-    assert len(only) == 64 and {hit.layer for hit in only} == {"classifier.0"}
+    live = int((lens.atlas.live_counts("classifier.0") > 0).sum())
+    assert len(only) == live == 64 - 6 and {hit.layer for hit in only} == {"classifier.0"}  # never the dead ones
     json.dumps([hit.to_dict() for hit in hits])
 
 
@@ -278,14 +334,19 @@ def test_labels(lens, foundation):
     sims = torch.stack(centred) @ texts.T
     for label, key, row in zip(labels, keys, sims):
         assert (label.layer, label.channel) == key
+        if not lens.embeddings[key[0]].present[key[1]]:  # dead: no references, no label, no scores
+            assert (label.label, label.status, label.best) == (None, "no references", None)
+            assert np.isnan(label.scores).all() and row.abs().sum() == 0
+            continue
         assert label.scores == pytest.approx(row.tolist(), abs=1e-5)
         assert label.best == VOCABULARY[int(row.argmax())]
         known = label.score >= 0.0 and label.margin >= 0.01
-        assert label.label == (label.best if known else "unknown")
+        assert (label.label, label.status) == ((label.best, "labelled") if known else (None, "no label"))
     strict = lens.label(VOCABULARY, threshold=2.0, layer="classifier.0")
-    assert {label.label for label in strict} == {"unknown"} and len(strict) == 64
+    assert {label.label for label in strict} == {None} and len(strict) == 64
+    assert {label.status for label in strict} == {"no label", "no references"}
     templated = lens.label(VOCABULARY, templates=cs.semantics.lens.TEMPLATES, threshold=-1, margin=0)
-    assert all(label.label in VOCABULARY for label in templated)
+    assert all(label.label in VOCABULARY for label in templated if label.status != "no references")
     json.dumps([label.to_dict() for label in labels[:3]])
 
 
@@ -338,7 +399,7 @@ def test_compare(lens, atlas, foundation):
         own = lens.embeddings[match.layer].concepts[match.channel]
         other = lens.embeddings[match.other_layer].concepts[match.other_channel]
         assert match.score == pytest.approx(1, abs=1e-5) and torch.allclose(own, other, atol=1e-5)
-    assert len(comparison.matches) == 128 and comparison.unique == comparison.other_unique == ()
+    assert len(comparison.matches) == 128 - 6 and comparison.unique == comparison.other_unique == ()  # 6 dead
     window = SemanticLens(atlas, foundation, crop="window", progress=False)
     across = lens.compare(window, layer="features.15", other_layer="features.15", threshold=0.99)
     sims = lens.embeddings["features.15"].concepts @ window.embeddings["features.15"].concepts.T

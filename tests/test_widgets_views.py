@@ -272,6 +272,18 @@ def test_gallery_shows_references_of_the_concept(gallery, atlas):
     assert [c["name"] for c in gallery.classes] == [c.name for c in atlas.classes_for(LAYER, 3, n=3)]
 
 
+def test_gallery_shows_a_dead_concept_as_never_relevant(xp, data, tmp_path):
+    atlas = Atlas.build(xp, data, ["classifier.0"], tmp_path / "dead", k=4, modes=["relevance"], batch_size=20,
+                        progress=False)
+    dead = int(torch.nonzero(atlas.live_counts("classifier.0") == 0)[0])  # a unit the ReLU after it always cuts off
+    gallery = ready(recording(NeuronGallery(atlas, "classifier.0", dead)))
+    assert gallery.references == [] and gallery.pages == 0 and gallery.classes == []
+    assert f"channel {dead} of layer 'classifier.0' is never relevant on this dataset" in gallery.note
+    live = int(torch.nonzero(atlas.live_counts("classifier.0") >= 4)[0])
+    gallery.show("classifier.0", live)
+    assert gallery._worker.wait_idle(30) and len(gallery.references) == 4 and gallery.note == ""
+
+
 def test_query_request_pages_and_switches_mode_and_crop(gallery, atlas, data):
     assert deliver(gallery, type="query", id=1, mode="relevance", crop=True, page=2)["type"] == "done"
     assert [r["index"] for r in gallery.references] == atlas.top(LAYER, 3, "relevance", n=5, offset=10)[0].tolist()

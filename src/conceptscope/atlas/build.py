@@ -8,18 +8,17 @@ run, as long as each batch is computed with the same numerics: the same ``batch_
 number of threads (batched kernels round differently otherwise; torchrun gives each worker one thread by default).
 """
 import math
+from contextlib import ExitStack
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..errors import AtlasMismatchError
 from ..models import check_layer
 from . import distributed, identity, store
 from .samples import split_item
-from .state import AtlasState
-
-MODES = ("relevance", "activation")
-TARGETS = ("label", "prediction")
+from .state import MODES, TARGETS, AtlasState
 
 
 class _Indexed(Dataset):
@@ -80,7 +79,7 @@ def _check_arguments(explainer, dataset, layers, k, modes, batch_size, target, c
         raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes!r}")
     modes = tuple(mode for mode in MODES if mode in modes)
     for name, value in (("k", k), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -101,7 +100,8 @@ def _probe(explainer, dataset, layers, target):
 
 
 def _open(path, explainer, dataset, config, batch_size, empty):
-    """Rank 0: the manifest and state to continue from (fresh ones for a new atlas); refuses a mismatching path."""
+    """Rank 0, holding the build lock: the manifest and state to continue from (fresh ones for a new atlas); refuses a
+    mismatching path or damaged files."""
     manifest = store.read_manifest(path)
     found = identity.of(explainer, dataset)
     if manifest is None:
@@ -111,6 +111,13 @@ def _open(path, explainer, dataset, config, batch_size, empty):
                 "state": None}, empty()
     identity.check_identity(path, manifest["identity"], found)
     identity.check_config(path, manifest["config"], config)
+    store.check_state(path, manifest)
+    if manifest["progress"]["complete"]:
+        return manifest, None
+    if manifest["format"] != store.FORMAT:
+        raise AtlasMismatchError(f"the atlas at {path} is an unfinished build of an earlier conceptscope (format "
+                                 f"{manifest['format']!r}), which cannot be resumed: delete the directory and build "
+                                 "again")
     store.remove_temporaries(path)
     tensors = store.load_tensors(path, manifest, explainer.device)
     return manifest, AtlasState(tensors, config["layers"], config["modes"], config["k"])
@@ -132,44 +139,47 @@ def build_atlas(explainer, dataset, layers, path, k=32, modes=MODES, batch_size=
     def empty():
         return AtlasState.empty(channels, modes, k, classes, explainer.device)
 
-    failure, manifest, state, done, complete = None, None, None, 0, 0
-    if rank == 0:
-        try:
-            manifest, state = _open(path, explainer, dataset, config, batch_size, empty)
-            done, complete = manifest["progress"]["samples_done"], int(manifest["progress"]["complete"])
-        except Exception as error:  # re-raised below, after telling the other ranks
-            failure = error
-    status, done, complete = distributed.broadcast([failure is not None, done, complete])
-    if failure is not None:
-        raise failure
-    if status:
-        raise RuntimeError(f"rank 0 refused to build the atlas at {path} (see its error)")
-    if complete:
-        return manifest
-    state = state if rank == 0 else empty()
+    with ExitStack() as held:  # rank 0 holds the directory's build lock until the build ends (or fails)
+        failure, manifest, state, done, complete = None, None, None, 0, 0
+        if rank == 0:
+            try:
+                held.enter_context(store.directory(path))
+                held.enter_context(store.build_lock(path))
+                manifest, state = _open(path, explainer, dataset, config, batch_size, empty)
+                done, complete = manifest["progress"]["samples_done"], int(manifest["progress"]["complete"])
+            except Exception as error:  # re-raised below, after telling the other ranks
+                failure = error
+        status, done, complete = distributed.broadcast([failure is not None, done, complete])
+        if failure is not None:
+            raise failure
+        if status:
+            raise RuntimeError(f"rank 0 refused to build the atlas at {path} (see its error)")
+        if complete:
+            return manifest
+        state = state if rank == 0 else empty()
 
-    n = len(dataset)
-    count = math.ceil((n - done) / batch_size)  # batches left
-    sampler = _Batches(done, n, batch_size, rank, size)
-    loader = iter(DataLoader(_Indexed(dataset), batch_sampler=sampler, collate_fn=_Collate(shape, target),
-                             num_workers=num_workers, pin_memory=explainer.device.type == "cuda"))
-    bar = tqdm(total=n, initial=done, unit="img", desc="atlas", disable=not progress or rank != 0, smoothing=0.1)
-    rounds = math.ceil(count / size)
-    for round_ in range(rounds):
-        if round_ < len(sampler):
-            indices, images, labels = next(loader)
-            attribution = explainer.attribute(images, labels if target == "label" else None, layers, heatmaps=False)
-            state.update(indices, attribution)
-        ended = min(n, done + (round_ + 1) * size * batch_size)
-        bar.update(ended - bar.n)
-        last = round_ == rounds - 1
-        if last or (round_ + 1) % checkpoint_every == 0:
-            merged = AtlasState.merge(distributed.gather(state))
-            if rank == 0:
-                manifest = {**manifest, "state": f"state-{ended:012d}.safetensors",
-                            "progress": {"samples_done": ended, "samples": n, "complete": last,
-                                         "batch_size": batch_size}}
-                store.commit(path, manifest, merged.tensors)
-            state = merged if rank == 0 else empty()
-    bar.close()
-    return manifest if rank == 0 else None
+        n = len(dataset)
+        count = math.ceil((n - done) / batch_size)  # batches left
+        sampler = _Batches(done, n, batch_size, rank, size)
+        loader = iter(DataLoader(_Indexed(dataset), batch_sampler=sampler, collate_fn=_Collate(shape, target),
+                                 num_workers=num_workers, pin_memory=explainer.device.type == "cuda"))
+        bar = tqdm(total=n, initial=done, unit="img", desc="atlas", disable=not progress or rank != 0, smoothing=0.1)
+        rounds = math.ceil(count / size)
+        for round_ in range(rounds):
+            if round_ < len(sampler):
+                indices, images, labels = next(loader)
+                attribution = explainer.attribute(images, labels if target == "label" else None, layers, heatmaps=False)
+                state.update(indices, attribution)
+            ended = min(n, done + (round_ + 1) * size * batch_size)
+            bar.update(ended - bar.n)
+            last = round_ == rounds - 1
+            if last or (round_ + 1) % checkpoint_every == 0:
+                merged = AtlasState.merge(distributed.gather(state))
+                if rank == 0:
+                    manifest = {**manifest, "state": f"state-{ended:012d}.safetensors",
+                                "progress": {"samples_done": ended, "samples": n, "complete": last,
+                                             "batch_size": batch_size}}
+                    store.commit(path, manifest, merged.tensors)
+                state = merged if rank == 0 else empty()
+        bar.close()
+        return manifest if rank == 0 else None

@@ -2,14 +2,21 @@
 
 Per layer and mode, a top-k buffer per channel (RelMax: relevance summed over space; ActMax: activation maximum over
 space); per layer, relevance statistics per class of the explained target (CRP's RelStats): the relevance each channel
-carries summed over the class's samples, and the top-k samples per (channel, class). Class sums are kept in int64 fixed
-point (units of 2**-32), whose addition is exact and associative, so any split of the dataset into batches, checkpoints
-or ranks gives the same bits. Everything grows with channels x classes x k, never with the dataset.
+carries summed over the class's samples, and the top-k samples per (channel, class). A sample whose score is exactly
+zero (a dead concept: the channel carries no relevance, or has no activation, on it) never enters a buffer; instead
+each channel counts its "live" samples (non-zero score), so a channel live on fewer than k samples keeps only those.
+Class sums are kept in int64 fixed point (units of 2**-32), whose addition is exact and associative, so any split of
+the dataset into batches, checkpoints or ranks gives the same bits. Everything grows with channels x classes x k, never
+with the dataset.
 """
 import torch
 
 from . import topk
 
+#: RelMax (relevance summed over space) and ActMax (activation maximum over space)
+MODES = ("relevance", "activation")
+#: the class each sample's relevance is explained for: its label or the model's prediction
+TARGETS = ("label", "prediction")
 FIXED_POINT = 2.0 ** 32
 _LIMIT = 2.0 ** 30  # largest |relevance| per sample and per class sum: fixed-point values stay below 2**62
 
@@ -25,8 +32,9 @@ def channel_scores(tensor, reduce):
 class AtlasState:
     """Top-k buffers and class statistics; ``tensors`` maps state-file keys to tensors.
 
-    Keys: ``top/<mode>/<layer>/values|indices`` (C, k), ``class/<layer>/relevance`` (C, classes, int64 fixed point),
-    ``class/<layer>/values|indices`` (C, classes, k) and ``class/counts`` (classes,).
+    Keys: ``top/<mode>/<layer>/values|indices`` (C, k), ``top/<mode>/<layer>/live`` (C,) samples with a non-zero
+    score, ``class/<layer>/relevance`` (C, classes, int64 fixed point), ``class/<layer>/values|indices``
+    (C, classes, k), ``class/<layer>/live`` (C, classes) and ``class/counts`` (classes,).
     """
 
     def __init__(self, tensors, channels, modes, k):
@@ -39,6 +47,8 @@ class AtlasState:
             for mode in modes:
                 tensors[f"top/{mode}/{layer}/values"], tensors[f"top/{mode}/{layer}/indices"] = topk.empty(
                     (count,), k, device)
+                tensors[f"top/{mode}/{layer}/live"] = torch.zeros(count, dtype=torch.int64, device=device)
+            tensors[f"class/{layer}/live"] = torch.zeros((count, classes), dtype=torch.int64, device=device)
             tensors[f"class/{layer}/relevance"] = torch.zeros((count, classes), dtype=torch.int64, device=device)
             tensors[f"class/{layer}/values"], tensors[f"class/{layer}/indices"] = topk.empty(
                 (count, classes), k, device)
@@ -61,6 +71,9 @@ class AtlasState:
                 key = f"top/{mode}/{layer}/"
                 scores = relevance if mode == "relevance" else channel_scores(attribution.activations[layer], "max")
                 candidates = scores.to(device).T
+                live = candidates != 0
+                t[key + "live"] += live.sum(1)
+                candidates = candidates.masked_fill(~live, float("-inf"))  # dead: never a reference
                 t[key + "values"], t[key + "indices"] = topk.merge(
                     t[key + "values"], t[key + "indices"], candidates, indices.expand_as(candidates), self.k)
             self._add_class_stats(layer, relevance, indices, targets, classes, inverse)
@@ -75,6 +88,8 @@ class AtlasState:
             raise OverflowError(f"class relevance sums of layer {layer!r} exceed the fixed-point range (2**30)")
         # candidates (C, U, B): sample b competes only in the buffer of its own class
         own = inverse[None, None, :] == torch.arange(len(classes), device=inverse.device)[None, :, None]
+        own = own & (relevance.T[:, None, :] != 0)  # (C, U, B): the sample's own class, and the channel is live on it
+        t[f"class/{layer}/live"][:, classes] += own.sum(2)
         values = torch.where(own, relevance.T[:, None, :], float("-inf"))
         ids = torch.where(own, indices[None, None, :], topk.EMPTY_INDEX).expand_as(values)
         key = f"class/{layer}/"

@@ -20,7 +20,7 @@ from ..atlas import store
 from .formulas import concept_embeddings
 from .references import reference_images, reference_table
 
-FORMAT = "conceptscope.semantics/1"
+FORMAT = "conceptscope.semantics/2"  # 2: dead concepts have no references
 DIRECTORY = "semantics"
 
 

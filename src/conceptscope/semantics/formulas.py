@@ -14,7 +14,8 @@ import torch.nn.functional as F
 TWO_MEANS_ITERATIONS = 10
 #: at least this many random reference sets make up a baseline (layers with fewer concepts draw several random layers)
 BASELINE_SETS = 256
-UNKNOWN = "unknown"
+#: the status of a concept's label: it has one, none reaches the threshold and margin, or it has no references
+LABELLED, NO_LABEL, NO_REFERENCES = "labelled", "no label", "no references"
 
 
 def normalize(x):
@@ -216,9 +217,11 @@ def summarize(values, baseline):
 
 # -- labels and audits ----------------------------------------------------------------------------------------------
 def assign_labels(scores, vocabulary, threshold, margin):
-    """Per concept (row of ``scores (C, V)``, NaN rows for concepts without references): ``(label, best index,
-    best score, margin to the runner-up)``. The label is the best vocabulary entry, or :data:`UNKNOWN` when its score
-    is below ``threshold`` or beats the runner-up by less than ``margin`` (one entry: margin is infinite)."""
+    """Per concept (row of ``scores (C, V)``, NaN rows for concepts without references): ``(label, status, best
+    index, best score, margin to the runner-up)``. ``label`` is the best vocabulary entry with status
+    :data:`LABELLED`, or None with status :data:`NO_LABEL` when its score is below ``threshold`` or beats the
+    runner-up by less than ``margin`` (one entry: margin is infinite), or :data:`NO_REFERENCES` (best index None) for a
+    NaN row."""
     if scores.shape[-1] > 1:
         top = scores.topk(2, -1).values
         gaps = top[:, 0] - top[:, 1]
@@ -226,8 +229,14 @@ def assign_labels(scores, vocabulary, threshold, margin):
         gaps = torch.full(scores.shape[:1], math.inf)
     best, index = scores.max(-1)
     known = (best >= threshold) & (gaps >= margin)
-    return [(vocabulary[i] if ok else UNKNOWN, int(i), float(b), float(g))
-            for ok, i, b, g in zip(known.tolist(), index.tolist(), best.tolist(), gaps.tolist())]
+    found = []
+    for ok, i, b, g, empty in zip(known.tolist(), index.tolist(), best.tolist(), gaps.tolist(),
+                                  scores.isnan().all(-1).tolist()):
+        if empty:
+            found.append((None, NO_REFERENCES, None, math.nan, math.nan))
+        else:
+            found.append((vocabulary[i] if ok else None, LABELLED if ok else NO_LABEL, int(i), float(b), float(g)))
+    return found
 
 
 def verdicts(sims, n_valid, threshold):

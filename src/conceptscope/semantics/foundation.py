@@ -55,6 +55,12 @@ class FoundationModel:
     def _text_features(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def unknown_tokens(self, texts: list[str]) -> list[tuple[list[str], int]]:
+        """Per text, ``(the tokens the model has no embedding for, decoded; how many tokens the text has)``, start,
+        end and padding tokens not counted. A text made only of unknown tokens embeds like any other such text (e.g.
+        as zeros): its embedding means nothing. This base class cannot tell and reports none."""
+        return [([], 0) for _ in texts]
+
     @torch.no_grad()
     def encode_images(self, images, batch_size: int = 256) -> torch.Tensor:
         """(N, D) float32 L2-normalised embeddings on ``device`` of images (a list, or preprocessed (N,3,S,S))."""
@@ -156,6 +162,28 @@ class OpenClip(FoundationModel):
 
     def tokenize(self, texts) -> torch.Tensor:
         return self.tokenizer(list(texts)).to(self.device)
+
+    @cached_property
+    def _known_tokens(self) -> torch.Tensor | None:
+        """(vocabulary,) bool: token ids whose embedding row is not all zero (None: no plain token embedding). The
+        shipped tiny CLIP stores only the rows of the words it was trained on; every other row is zero."""
+        embedding = getattr(self.model, "token_embedding", None)
+        if not isinstance(embedding, torch.nn.Embedding):
+            return None
+        return embedding.weight.detach().ne(0).any(-1).cpu()
+
+    def unknown_tokens(self, texts):
+        known = self._known_tokens
+        if known is None:
+            return super().unknown_tokens(texts)
+        special = {0, *getattr(self.tokenizer, "all_special_ids", ())}
+        decode = getattr(self.tokenizer, "decode", None)
+        found = []
+        for row in self.tokenizer(list(texts)).tolist():
+            content = [token for token in row if token not in special]
+            unknown = [token for token in content if token >= len(known) or not known[token]]
+            found.append(([decode([token]).strip() if decode else str(token) for token in unknown], len(content)))
+        return found
 
     def _image_features(self, batch):
         return self.model.encode_image(batch)

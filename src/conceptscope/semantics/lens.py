@@ -3,6 +3,7 @@ interpretability scores, audits of a class against valid and spurious descriptio
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +13,12 @@ import torch
 from ..errors import UnknownLayerError
 from . import formulas
 from .embeddings import embed_concepts
+from .foundation import FoundationModel
 from .references import CROPS
 from .results import Audit, AuditedConcept, Comparison, ConceptLabel, ConceptPair, LayerAudit, LayerScores, SearchHit
 
 if TYPE_CHECKING:
     from ..atlas import Atlas
-    from .foundation import FoundationModel
 
 #: one layer, some layers, or None for all of them
 Layers = str | Sequence[str] | None
@@ -31,12 +32,17 @@ Layers = str | Sequence[str] | None
 TEMPLATES = ("a picture of {}", "a photo of {}", "an image of {}")
 #: label(): a concept gets its best vocabulary entry when its similarity (layer mean taken out) is at least this ...
 LABEL_THRESHOLD = 0.0
-#: ... and beats the runner-up by at least this (else "unknown"): near-ties are no label
+#: ... and beats the runner-up by at least this (else no label): near-ties are no label
 LABEL_MARGIN = 0.01
 #: audit(): a concept whose alignment (template-corrected cosine) with every description is below this is "unexpected"
 AUDIT_THRESHOLD = 0.0
 #: compare(): a concept whose best match in the other model has a lower cosine (concept embeddings) is unique
 COMPARE_THRESHOLD = 0.9
+
+
+def _positive(value):
+    """Whether ``value`` is a positive integer (booleans are not integers here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 def _is_image(item):
@@ -59,6 +65,16 @@ class SemanticLens:
     def __init__(self, atlas: Atlas, foundation: FoundationModel, layers: Layers = None, n: int = 16,
                  mode: str = "relevance", crop: str = "relevance", window: float = 0.5, batch_size: int = 256,
                  progress: bool = True):
+        from ..atlas import Atlas  # here: the atlas package imports the engine, which this module need not load
+
+        if not isinstance(atlas, Atlas):
+            raise TypeError(f"atlas must be a conceptscope Atlas (Atlas.build(...) or Atlas.load(...)), got "
+                            f"{type(atlas).__name__}")
+        if not isinstance(foundation, FoundationModel):
+            hint = (f"; to load the open_clip model {foundation!r} use cs.semantics.clip({foundation!r}, "
+                    "pretrained=...)" if isinstance(foundation, str) else "")
+            raise TypeError(f"foundation must be a FoundationModel (e.g. world.clip, or cs.semantics.clip('ViT-B-32', "
+                            f"'laion2b_s34b_b79k')), got {type(foundation).__name__}{hint}")
         layers = list(atlas.layers) if layers is None else [layers] if isinstance(layers, str) else list(layers)
         if not layers:
             raise ValueError("layers is empty: give None (all layers of the atlas) or some of "
@@ -66,15 +82,16 @@ class SemanticLens:
         for layer in layers:
             if layer not in atlas.layers:
                 raise UnknownLayerError(f"the atlas has no layer {layer!r}; its layers: {', '.join(atlas.layers)}")
-        if not isinstance(n, numbers.Integral) or n < 1:
+        if not _positive(n):
             raise ValueError(f"n must be a positive number of references per concept, got {n!r}")
         if mode not in atlas.modes:
             raise ValueError(f"the atlas has no mode {mode!r}; its modes: {', '.join(atlas.modes)}")
         if crop not in CROPS:
             raise ValueError(f"unknown crop {crop!r}; choose one of {', '.join(map(repr, CROPS))}")
-        if crop == "window" and not (isinstance(window, numbers.Real) and 0 < window <= 1):
+        if crop == "window" and not (isinstance(window, numbers.Real) and not isinstance(window, bool)
+                                     and 0 < window <= 1):
             raise ValueError(f"window must be a fraction of the image side in (0, 1], got {window!r}")
-        if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        if not _positive(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.atlas, self.foundation = atlas, foundation
         self.layers = [layer for layer in atlas.layers if layer in layers]  # a set of concepts: the atlas' order
@@ -116,8 +133,22 @@ class SemanticLens:
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"every {what} must be a non-empty string, got {text!r}")
+        self._check_readable(texts, what)
         encoded = self.foundation.encode_texts(formulas.prompts(texts, templates), self.batch_size).cpu()
         return formulas.text_embeddings(encoded, len(texts), templates)
+
+    def _check_readable(self, texts, what):
+        """Refuse a text made only of tokens the foundation model does not know (it would embed like any other such
+        text and give confident nonsense); warn about unknown tokens the model ignores in the others."""
+        for text, (unknown, count) in zip(texts, self.foundation.unknown_tokens(texts)):
+            if count and len(unknown) == count:
+                raise ValueError(f"the foundation model {self.foundation.name!r} cannot read the {what} {text!r}: it "
+                                 f"knows none of its tokens ({', '.join(map(repr, unknown))}), so it would embed like "
+                                 "any other unreadable text and match concepts at random; use words it was trained on")
+            if unknown:
+                warnings.warn(f"the foundation model {self.foundation.name!r} does not know the tokens "
+                              f"{', '.join(map(repr, unknown))} of the {what} {text!r}; it reads only the rest",
+                              stacklevel=4)
 
     def _queries(self, query, templates):
         """``(embeddings (Q, D), single)`` of a text, an image, or a list of texts or of images."""
@@ -144,7 +175,7 @@ class SemanticLens:
         list, a list gives a list per query. Texts are embedded bare (``templates=None``) or, with ``templates``
         (strings with one ``{}``), as the mean over templates minus the template's null embedding.
         """
-        if not isinstance(k, numbers.Integral) or k < 1:
+        if not _positive(k):
             raise ValueError(f"k must be a positive integer, got {k!r}")
         queries, single = self._queries(query, templates)
         embeddings, keys, present = self._concepts(layer)
@@ -156,9 +187,10 @@ class SemanticLens:
     def label(self, vocabulary: Sequence[str], templates: Sequence[str] | None = None,
               threshold: float = LABEL_THRESHOLD, margin: float = LABEL_MARGIN,
               layer: Layers = None) -> list[ConceptLabel]:
-        """A :class:`ConceptLabel` per concept of ``layer`` (default all): its most similar ``vocabulary`` entry, or
-        "unknown" when that similarity is below ``threshold`` or leads the runner-up by less than ``margin``
-        (concepts without references are "unknown" with NaN scores).
+        """A :class:`ConceptLabel` per concept of ``layer`` (default all): its most similar ``vocabulary`` entry
+        (status "labelled"), or no label (``label`` None, status "no label") when that similarity is below
+        ``threshold`` or leads the runner-up by less than ``margin``; concepts without references (dead on the atlas'
+        dataset) get status "no references" with NaN scores.
 
         Concepts are compared with the entries after each layer's mean reference embedding is taken out (what sets a
         concept apart from its layer), so a score above 0 (:data:`LABEL_THRESHOLD`) means the concept leans towards
@@ -173,8 +205,9 @@ class SemanticLens:
         embeddings, keys, present = self._concepts(layer, centre=True)
         sims = formulas.similarities(embeddings, texts).masked_fill(~present[:, None], torch.nan)
         labels = formulas.assign_labels(sims, vocabulary, threshold, margin)
-        return [ConceptLabel(layer_name, channel, name, vocabulary[best], score, gap, tuple(row))
-                for (layer_name, channel), (name, best, score, gap), row in zip(keys, labels, sims.tolist())]
+        return [ConceptLabel(layer_name, channel, name, status, None if best is None else vocabulary[best], score, gap,
+                             tuple(row))
+                for (layer_name, channel), (name, status, best, score, gap), row in zip(keys, labels, sims.tolist())]
 
     def scores(self, layer: str, seed: int = 0) -> LayerScores:
         """:class:`LayerScores` of every concept of ``layer``: clarity, polysemanticity and redundancy (see
@@ -199,7 +232,7 @@ class SemanticLens:
         relevance going to each verdict. Returns an :class:`Audit`."""
         valid = [valid] if isinstance(valid, str) else list(valid)
         spurious = [spurious] if isinstance(spurious, str) else list(spurious)
-        if not isinstance(n, numbers.Integral) or n < 1:
+        if not _positive(n):
             raise ValueError(f"n must be a positive integer, got {n!r}")
         texts = self._texts(valid + spurious, templates, "description (valid or spurious)")
         names = self._layers(layer)
@@ -225,7 +258,7 @@ class SemanticLens:
                            tuple(sims[score.channel, :n_valid].tolist()), tuple(sims[score.channel, n_valid:].tolist()),
                            verdicts[score.channel],
                            None if verdicts[score.channel] == "unexpected" else descriptions[match[score.channel]])
-            for score in ranked[:n])
+            for score in [score for score in ranked if embedded.present[score.channel]][:n])  # dead ones: no verdict
         return LayerAudit(layer, concepts, shares["spurious"], shares["valid"], shares["unexpected"],
                           tuple(concept for concept in concepts if concept.verdict == "unexpected"))
 

@@ -34,13 +34,17 @@ class SearchHit(_Result):
 
 @dataclass(frozen=True)
 class ConceptLabel(_Result):
-    """A concept's label from :meth:`SemanticLens.label`: ``label`` is ``best`` (the vocabulary entry it is most
-    similar to) or ``"unknown"`` when ``score`` (that similarity) is below the threshold or ``margin`` (its lead over
-    the runner-up) is below the margin; ``scores`` holds the similarity to every vocabulary entry, in order."""
+    """A concept's label from :meth:`SemanticLens.label`. ``status`` says which of three cases it is: "labelled"
+    (``label`` is ``best``, the vocabulary entry the concept is most similar to), "no label" (``label`` is None:
+    ``score``, that similarity, is below the threshold or ``margin``, its lead over the runner-up, below the margin)
+    or "no references" (``label`` and ``best`` are None, scores NaN: the concept is dead on the atlas' dataset).
+    ``scores`` holds the similarity to every vocabulary entry, in order. A vocabulary entry named like a status
+    ("unknown", "no label") stays a label: only ``status`` and ``label is None`` mean "no label"."""
     layer: str
     channel: int
-    label: str
-    best: str
+    label: str | None
+    status: str
+    best: str | None
     score: float
     margin: float
     scores: tuple

@@ -37,7 +37,8 @@ class NeuronGallery(RequestWidget):
     references = traitlets.List(traitlets.Dict(), help="[{index, score, image (PNG)}] of the page.").tag(sync=True)
     classes = traitlets.List(traitlets.Dict(),
                              help="[{name, share}]: the classes the concept is most relevant for.").tag(sync=True)
-    note = traitlets.Unicode(help="Why nothing is shown (e.g. a layer the atlas lacks).").tag(sync=True)
+    note = traitlets.Unicode(help="Why nothing (or less than k) is shown: a layer the atlas lacks, a concept never "
+                                  "relevant on this dataset, one relevant on fewer samples than k.").tag(sync=True)
     picked = traitlets.Int(-1, help="Dataset index of the last reference clicked (-1: none yet).")
 
     def __init__(self, atlas: Atlas, layer: str | None = None, channel: int | None = None, *,
@@ -76,7 +77,8 @@ class NeuronGallery(RequestWidget):
             state = {
                 "references": [{"index": r.index, "score": r.score, "image": encode_png(r.image)} for r in refs],
                 "classes": [{"name": str(c.name), "share": c.share} for c in classes],
-                "page": page, "pages": -(-count // self.page_size), "mode": mode, "crop": crop, "note": "",
+                "page": page, "pages": -(-count // self.page_size), "mode": mode, "crop": crop,
+                "note": refs.reason or "",  # e.g. a dead concept: "... is never relevant on this dataset ..."
             }
             self._cache[key] = state
             while len(self._cache) > self._cache_size:
