@@ -131,7 +131,7 @@ def run_dissection(args):
         found = dissect(explainer, data, layer)
         truth = agreement(found, auc[layer], CONCEPTS)
         detectors = [(unit, concept) for concept, units in found.detectors(THRESHOLD).items() for unit in units]
-        named = [(unit, concept) for unit, concept in detectors if labels[layer, unit] != "unknown"]
+        named = [(unit, concept) for unit, concept in detectors if labels[layer, unit] is not None]
         same = sum(labels[layer, unit] == semantic_truth.phrase(concept) for unit, concept in named)
         top = found.detectors(THRESHOLD)
         rows.append({"layer": layer, "units": len(found.thresholds), "detectors": len(detectors),

@@ -114,9 +114,11 @@ def test_clicking_a_hit_selects_the_concept_in_the_explorer(ex, xp, data):
     assert ex.search.selected == {"layer": layer, "channel": channel}
     expected = xp.explain(data[3][0]).conditional_heatmaps(layer, [channel])[0].numpy()
     np.testing.assert_allclose(ex.heatmap.concept_relevance, expected, atol=1e-6)
-    assert (ex.heatmap.show, ex.heatmap.concept_label) == ("concept", f"{layer} #{channel}")
+    label = ex.controller.label(layer, channel)  # the lens' label for the explorer's vocabulary, or "unlabelled"
+    assert label == (ex.search.hits[1]["label"] or "unlabelled")
+    assert (ex.heatmap.show, ex.heatmap.concept_label) == ("concept", f"{label} ({layer} #{channel})")
     assert ex.tree.tree["path"] == [[layer, channel]] and ex.tree.selected == [[layer, channel]]
-    assert ex.gallery.concept == {"layer": layer, "channel": channel}
+    assert ex.gallery.concept == {"layer": layer, "channel": channel, "label": label}
     assert all(not v.busy and v.error == "" for v in ex.views)
 
 

@@ -1,6 +1,6 @@
 """conceptscope: concept-level explanations of PyTorch vision models (LRP, CRP, reference samples, SemanticLens)."""
 from . import methods, models, plot, semantics
-from .atlas import Atlas
+from .atlas import Atlas, AtlasBusyError, AtlasDamagedError
 from .engine import (
     CanonizationError,
     CanonizationWarning,
@@ -24,10 +24,11 @@ from .widgets import MissingBundleError, ProtocolError, compare, explore, pertur
 from .world import load_world
 
 __all__ = [
-    "Atlas", "AtlasMismatchError", "CanonizationError", "CanonizationWarning", "ChannelConcept", "Contrast",
-    "Explainer", "Explanation", "FoundationUnavailableError", "MissingBundleError", "Output", "ProtocolError",
-    "Region", "RelevanceConservationWarning", "RelevanceError", "SemanticLens", "UnknownLayerError",
-    "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError", "WeightsUnavailableError", "compare",
-    "evaluate", "explore", "load_world", "methods", "models", "perturb", "plot", "semantics"
+    "Atlas", "AtlasBusyError", "AtlasDamagedError", "AtlasMismatchError", "CanonizationError", "CanonizationWarning",
+    "ChannelConcept", "Contrast", "Explainer", "Explanation", "FoundationUnavailableError", "MissingBundleError",
+    "Output", "ProtocolError", "Region", "RelevanceConservationWarning", "RelevanceError", "SemanticLens",
+    "UnknownLayerError", "UnsupportedOperationError", "UnsupportedRuleError", "UntraceableModelError",
+    "WeightsUnavailableError", "compare", "evaluate", "explore", "load_world", "methods", "models", "perturb", "plot",
+    "semantics"
 ]
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..atlas import crop as cropping
 from ..engine.explanation import pixel_relevance, relevance_from_logits
-from ..engine.inputs import as_targets
+from ..engine.targets import resolve_targets
 
 CROPS = ("relevance", "window", "none")
 #: images per batched forward pass when only activations are needed (window crops)
@@ -77,7 +77,7 @@ def conditional_heatmaps(explainer, images, targets, channels):
     with explainer.lock:
         model, _, logits, trace = explainer._run(images, list(channels))
         nodes = {layer: model.node(layer) for layer in channels}
-        found = relevance_from_logits(model, trace, logits, as_targets(targets, logits), nodes.values(),
+        found = relevance_from_logits(model, trace, logits, resolve_targets(targets, logits), nodes.values(),
                                       to_input=False)
         result = {}
         for layer, per_sample in channels.items():
