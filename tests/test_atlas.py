@@ -403,3 +403,24 @@ def test_a_sample_without_a_picture_of_its_own_shows_the_input_in_rgb():
             return np.full((4, 4), 9 * index, dtype=np.uint8)
 
     np.testing.assert_array_equal(load_sample(GreyPictures(), 1, None).picture, np.full((4, 4, 3), 9, np.uint8))
+
+
+def test_a_model_changed_during_the_build_stops_it(world, tmp_path):
+    model = copy.deepcopy(world.model)
+    data = world.dataset("test", n=40)
+
+    class Changing(torch.utils.data.Dataset):
+        classes = data.classes
+
+        def __len__(self):
+            return len(data)
+
+        def __getitem__(self, index):
+            if index == 25:
+                with torch.no_grad():
+                    model.classifier[2].weight.mul_(2)  # someone edits the model while the build runs
+            return data[index]
+
+    with pytest.raises(RuntimeError, match="the model changed while the atlas .* was being built"):
+        Atlas.build(cs.Explainer(model), Changing(), ["features.15"], tmp_path / "a", k=4, batch_size=10,
+                    progress=False)

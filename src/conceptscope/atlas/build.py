@@ -165,10 +165,16 @@ def build_atlas(explainer, dataset, layers, path, k=32, modes=MODES, batch_size=
                                  num_workers=num_workers, pin_memory=explainer.device.type == "cuda"))
         bar = tqdm(total=n, initial=done, unit="img", desc="atlas", disable=not progress or rank != 0, smoothing=0.1)
         rounds = math.ceil(count / size)
+        generation = explainer.sync()  # the model the atlas is stamped with; it must not change during the build
         for round_ in range(rounds):
             if round_ < len(sampler):
                 indices, images, labels = next(loader)
                 attribution = explainer.attribute(images, labels if target == "label" else None, layers, heatmaps=False)
+                if explainer.generation != generation:
+                    raise RuntimeError(
+                        f"the model changed while the atlas at {path} was being built (after {bar.n} of {n} "
+                        "samples), so its references would mix two models. Keep the model unchanged during the build; "
+                        "delete the directory and build again")
                 state.update(indices, attribution)
             ended = min(n, done + (round_ + 1) * size * batch_size)
             bar.update(ended - bar.n)
