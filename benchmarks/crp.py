@@ -11,7 +11,7 @@ warm-up round, then ``--rounds`` rounds): ours for K and for 1 concept (each a f
 passes), zennit-crp for K, and a plain autograd gradient pass (no LRP) from the layer to the input for a batch of K.
 Idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``, both
 processes), so that neither side's threads spin on the cores while the other runs. zennit-crp's batch size is the
-fastest of ``--reference-batches``, each run once after a warm-up. The warm-up round
+fastest of ``--reference-batches`` per concept, each run once for one batch after a warm-up. The warm-up round
 also compares both sides' heatmaps (relative L2 difference). Without ``--reference-python`` only our side and the
 gradient pass run.
 
@@ -123,12 +123,13 @@ def resident_bytes():
 
 
 def best_batch(reference, request, batches):
-    """The fastest of ``batches`` for the reference's ``generate``, each run once after one warm-up run."""
-    reference.run(**request, batch=batches[0])
-    seconds = {batch: reference.run(**request, batch=batch) for batch in batches}
-    print(f"zennit-crp batch sizes, {request['model']} {request['px']} px: "
-          + ", ".join(f"{b}: {s:.2f} s" for b, s in seconds.items()), file=sys.stderr, flush=True)
-    return min(seconds, key=seconds.get)
+    """The fastest of ``batches`` for the reference's ``generate``: each runs one batch of as many concepts (after
+    one warm-up run), and the least seconds per concept wins."""
+    reference.run(**request, k=batches[0], batch=batches[0])
+    per_concept = {batch: reference.run(**request, k=batch, batch=batch) / batch for batch in batches}
+    print(f"zennit-crp seconds per concept by batch size, {request['model']} {request['px']} px: "
+          + ", ".join(f"{b}: {s:.3f} s" for b, s in per_concept.items()), file=sys.stderr, flush=True)
+    return min(per_concept, key=per_concept.get)
 
 
 def measure(args, name, layer, px, reference):
@@ -140,8 +141,9 @@ def measure(args, name, layer, px, reference):
              f"gradient batch {k}": gradient_pass(model, image, layer, k)}
     row = {"model": name, "layer": layer, "px": px, "K": k}
     if reference:
-        request = {"model": name, "layer": layer, "px": px, "k": k}
+        request = {"model": name, "layer": layer, "px": px}
         row["reference batch"] = batch = best_batch(reference, request, args.reference_batches)
+        request["k"] = k
         saved = Path(f"/tmp/crp_reference_{os.getpid()}.pt")
         first = {"save": str(saved)}  # the warm-up round saves the reference's heatmaps for the comparison
 
