@@ -65,6 +65,15 @@ def speedup(slow, fast, prefix="speedup"):
     return {f"{prefix} (best)": slow.best / fast.best, f"{prefix} (median)": slow.median / fast.median}
 
 
+def command():
+    """The command line that ran this benchmark, from the repository's root (what the README prints beside a
+    figure)."""
+    script = Path(sys.argv[0]).resolve()
+    root = Path(__file__).resolve().parent.parent
+    script = script.relative_to(root) if script.is_relative_to(root) else script
+    return " ".join(["python", script.as_posix(), *sys.argv[1:]])
+
+
 def report(name, rows, meta=None):
     """Print ``rows`` (list of dicts) as a table and write them with machine info to ``results/<name>.json``."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
@@ -74,7 +83,8 @@ def report(name, rows, meta=None):
     for c in cells:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
     RESULTS.mkdir(exist_ok=True)
-    info = {"machine": platform.machine(), "processor": platform.processor(), "torch": torch.__version__,
+    info = {"command": command(), "machine": platform.machine(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available()
             else None, **(meta or {})}
     path = RESULTS / f"{name}.json"

@@ -186,19 +186,18 @@ def main():
     torch.set_num_threads(args.threads)
     reference = Reference(args.reference_python, args.threads) if args.reference_python else None
     rows = []
+    meta = {"k": args.k, "rounds": args.rounds, "warmup rounds": 1, "reference batches tried": args.reference_batches}
     try:
-        for name in args.models:
-            for px in args.sizes:
+        for px in args.sizes:
+            for name in args.models:
                 rows.append(measure(args, name, MODELS[name], px, reference))
-                print(rows[-1], file=sys.stderr, flush=True)
+                if reference:
+                    meta.update({f"reference {key}": value for key, value in reference.info.items()
+                                 if key != "seconds"})
+                report(f"crp_{args.device}", rows, meta)  # after each case, so that a long run keeps what it has
     finally:
         if reference:
             reference.close()
-    meta = {"k": args.k, "rounds": args.rounds, "warmup rounds": 1, "reference batches tried": args.reference_batches,
-            "command": "python benchmarks/crp.py " + " ".join(sys.argv[1:])}
-    if reference:
-        meta.update({f"reference {key}": value for key, value in reference.info.items() if key != "seconds"})
-    report(f"crp_{args.device}", rows, meta)
 
 
 if __name__ == "__main__":
