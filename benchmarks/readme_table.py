@@ -87,7 +87,8 @@ def crp(data):
     lines = [_header(info, f"zennit-crp {info.get('reference zennit_crp', '?')} with zennit "
                            f"{info.get('reference zennit', '?')} in its own venv; per model and size one warm-up "
                            f"round, then {info['rounds']} rounds with the sides in turn; best / median"), "",
-             "| model, layer | image | conceptscope, K = 64 | zennit-crp batched `generate` (batch) | speed-up | "
+             "| model, layer | image | conceptscope, K = 64: best / median | "
+             "zennit-crp batched `generate` (batch size) | speed-up on best / median | "
              "heatmaps vs zennit-crp (rel. L2) | extra concept / gradient pass per sample | extra peak memory |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in data["rows"]:
@@ -105,7 +106,7 @@ def atlas(data):
     info = data["info"]
     rows = data["rows"]
     lines = [_header(info, "builds in turn after a warm-up round; best / median"), "",
-             "| model | scheme | seconds | samples/s (median) | vs 1 layer (median) | CPU s (median) |",
+             "| model | scheme | seconds: best / median | samples/s (median) | vs 1 layer (median) | CPU s (median) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "vs reference (best)" in r:
@@ -117,7 +118,8 @@ def atlas(data):
         lines += ["", f"Against zennit-crp {info.get('zennit-crp', '?')}'s `FeatureVisualization.run` (own venv; same "
                   f"VGG16 weights, {info.get('samples')} images, k = {info.get('k')}, batch {info.get('batch')}; "
                   f"{info.get('rounds')} rounds in turn after a warm-up round; best / median):", "",
-                  "| scheme | conceptscope | zennit-crp | speed-up | samples/s (median) | CPU time ratio |",
+                  "| scheme | conceptscope: best / median | zennit-crp | speed-up on best / median | "
+                  "samples/s (median) | CPU time ratio |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for r in reference:
             lines.append(f"| {r['scheme']} | {_pair(r, '')} | {_pair(r, 'reference')} | {_ratio(r, 'vs reference')} "
@@ -156,7 +158,7 @@ def methods_speed(data):
 def faithfulness(data):
     info = data["info"]
     lines = [_header(info, f"Quantus in its own venv; {info['rounds']} rounds in turn; best / median"), "",
-             "| metric | images x steps | conceptscope | Quantus | speed-up | "
+             "| metric | images x steps | conceptscope: best / median | Quantus | speed-up on best / median | "
              "largest curve difference / largest value |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in data["rows"]:
