@@ -15,6 +15,8 @@ README = Path(__file__).parent.parent / "README.md"
 
 
 def _number(value, digits=4):
+    if isinstance(value, float) and abs(value) >= 10 ** digits:
+        return f"{value:.0f}"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return "" if value is None else str(value)
@@ -78,8 +80,9 @@ def _ratio(row, prefix="speedup"):
 
 def _header(info, what):
     """The line above a table: the command that produced it and how it was measured."""
-    return (f"`{info['command']}` ({info['threads']} threads on {info.get('cpus', '?')} CPU cores shared with other "
-            f"jobs, torch {info['torch']}; {what}):")
+    threads = info["threads"]
+    return (f"`{info['command']}` ({threads} thread{'s' * (threads != 1)} on {info.get('cpus', '?')} CPU cores shared "
+            f"with other jobs, torch {info['torch']}; {what}):")
 
 
 def crp(data):
