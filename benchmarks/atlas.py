@@ -9,7 +9,8 @@ references of concept channels in the shapes world show that concept.
 Speed (writes benchmarks/results/atlas_<device>.json): samples/s of a full build (streaming, top-k merge, class
 statistics, final checkpoint) of torchvision VGG16 (random weights, 224 px, 16 synthetic images) and the shapes CNN
 (64 px, 256 images), recording each of 4 layers alone, the 4 in one pass, and the naive scheme of one build per layer
-(4 passes); median of ``--repeat`` runs (``--vgg-repeat`` for VGG16, minutes per run on CPU). The backward pass stops
+(4 passes); the builds take turns (``_common.in_turn``) for ``--repeat`` rounds (``--vgg-repeat`` for VGG16, minutes
+per run on CPU) after a warm-up round, and the rows give best, median and spread. The backward pass stops
 at the lowest recorded layer, so the 4 layers in one pass are compared with the lowest alone (target: at most 1.3x).
 CPU seconds are reported next to wall seconds: on a shared machine they vary far less.
 
@@ -21,10 +22,12 @@ all images containing it (the base rate).
 Reference (``--reference-python``, CPU only): the same VGG16, images, k, batch size and thread count built by
 zennit-crp's ``FeatureVisualization.run`` (``benchmarks/reference/zennit_crp_featvis.py``, run by that python, e.g. a
 separate venv with zennit-crp, which pins zennit <= 0.4.6), for 1 layer and for the 4 layers. Our build and the
-reference's run alternate (ours, reference, ours, ...; ``--reference-repeat`` pairs per scheme) so that load from other
-jobs on a shared machine hits both alike; the rows give the medians and "vs reference" = our samples/s over the
-reference's (target: >= 2), and the same for CPU seconds. The rows join the speed table; with ``--reference-only``
-nothing else is measured and they go to benchmarks/results/atlas_reference_<device>.json.
+reference's run take turns (``_common.in_turn``: a warm-up round, then ``--reference-repeat`` rounds per scheme) so
+that load from other jobs on a shared machine hits both alike, with idle OpenMP threads sleeping in both processes
+(``OMP_WAIT_POLICY=PASSIVE``); the rows give best, median and spread of both and "vs reference" = the reference's
+seconds over ours on best and median (target: >= 2), and the same for median CPU seconds. The rows join the speed
+table; with ``--reference-only`` nothing else is measured and they go to
+benchmarks/results/atlas_reference_<device>.json.
 """
 import argparse
 import json
@@ -41,7 +44,7 @@ import torchvision
 from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import report, timed  # noqa: E402
+from _common import OwnSeconds, Timing, in_turn, report, sleeping_threads, speedup  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
 from conceptscope.atlas import Atlas  # noqa: E402
@@ -54,35 +57,38 @@ VGG_BATCH = 8
 K = 16
 
 
-def build_seconds(explainer, dataset, layers, batch_size, repeat):
-    """Median wall and CPU seconds of a fresh build into a new directory (CPU time: this process's work, which
-    other processes on a shared machine disturb less than the wall time)."""
-    cpu = []
-
+def build(explainer, dataset, layers, batch_size, cpu):
+    """A function running a fresh build into a new directory that appends its CPU seconds to ``cpu`` (this process's
+    work, which other processes on a shared machine disturb less than the wall time)."""
     def run():
         start = time.process_time()
         with tempfile.TemporaryDirectory() as path:
             Atlas.build(explainer, dataset, layers, path, k=K, batch_size=batch_size, checkpoint_every=10 ** 6,
                         progress=False)
         cpu.append(time.process_time() - start)
-    return timed(run, repeat=repeat, warmup=0), statistics.median(cpu)
+    return run
 
 
-def speed_rows(name, explainer, dataset, layers, batch_size, repeat):
+def speed_rows(name, explainer, dataset, layers, batch_size, rounds):
     """Seconds of a build recording ``layers`` (lowest first) in one pass, against each layer alone and their sum
-    (one pass per layer). The backward pass stops at the lowest recorded layer, so "vs 1 layer" compares with that
-    layer alone: what recording the others costs on top."""
-    batch = torch.stack([dataset[i][0] for i in range(batch_size)])
-    explainer.attribute(batch, None, layers)  # warm-up: allocator, kernels' first calls
-    passes = [build_seconds(explainer, dataset, [layer], batch_size, repeat) for layer in layers]
-    four = build_seconds(explainer, dataset, layers, batch_size, repeat)
-    naive = tuple(sum(times) for times in zip(*passes))
-    one = passes[0]
+    (one pass per layer), all builds in turn for ``rounds`` rounds after a warm-up round. The backward pass stops at
+    the lowest recorded layer, so "vs 1 layer" compares with that layer alone: what recording the others costs on
+    top."""
+    cpu = {layer: [] for layer in [*layers, "all"]}
+    sides = {layer: build(explainer, dataset, [layer], batch_size, cpu[layer]) for layer in layers}
+    sides["all"] = build(explainer, dataset, layers, batch_size, cpu["all"])
+    times = in_turn(sides, rounds)
+    cpu = {side: statistics.median(found[-rounds:]) for side, found in cpu.items()}  # the warm-up round left out
+    times["passes"] = Timing(map(sum, zip(*(times[layer].times for layer in layers))))
+    cpu["passes"] = sum(cpu[layer] for layer in layers)
+    one = times[layers[0]]
     rows = []
-    for scheme, (wall, cpu) in ((f"1 layer ({layers[0]}, lowest)", one), (f"1 layer ({layers[-1]}, deepest)",
-                                passes[-1]), ("4 layers, one pass", four), ("4 layers, 4 passes", naive)):
-        rows.append({"model": name, "scheme": scheme, "seconds": wall, "samples/s": len(dataset) / wall,
-                     "vs 1 layer": wall / one[0], "cpu s": cpu, "cpu vs 1 layer": cpu / one[1]})
+    for scheme, side in ((f"1 layer ({layers[0]}, lowest)", layers[0]), (f"1 layer ({layers[-1]}, deepest)",
+                         layers[-1]), ("4 layers, one pass", "all"), ("4 layers, 4 passes", "passes")):
+        timing = times[side]
+        rows.append({"model": name, "scheme": scheme, **timing.columns(""), "samples/s": len(dataset) / timing.median,
+                     "vs 1 layer (median)": timing.median / one.median, "vs 1 layer (best)": timing.best / one.best,
+                     "cpu s": cpu[side], "cpu vs 1 layer": cpu[side] / cpu[layers[0]]})
     return rows
 
 
@@ -95,41 +101,39 @@ def vgg16(device, samples):
     return vgg, images
 
 
-def reference_seconds(python, layers, samples, threads):
-    """Wall and CPU seconds of zennit-crp's FeatureVisualization.run, from the reference script run by ``python``."""
+def reference_run(python, layers, samples, threads, cpu, info):
+    """zennit-crp's FeatureVisualization.run, from the reference script run by ``python``: its own wall seconds (an
+    :class:`OwnSeconds`); its CPU seconds are appended to ``cpu``, its report stored in ``info``."""
     command = [python, str(REFERENCE), "--layers", ",".join(layers), "--n", str(samples), "--batch", str(VGG_BATCH),
                "--k", str(K), "--threads", str(threads)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"reference run failed ({' '.join(command)}):\n{result.stderr[-3000:]}")
-    found = json.loads(result.stdout.strip().splitlines()[-1])
-    return found["seconds"], found["cpu_seconds"], found
+    info.update(json.loads(result.stdout.strip().splitlines()[-1]))
+    cpu.append(info["cpu_seconds"])
+    return OwnSeconds(info["seconds"])
 
 
 def reference_rows(args, device):
-    """Ours vs zennit-crp's FeatureVisualization on VGG16, 1 layer and 4 layers, measured alternately."""
+    """Ours vs zennit-crp's FeatureVisualization on VGG16, 1 layer and 4 layers, in turn for ``--reference-repeat``
+    rounds after a warm-up round."""
     vgg, images = vgg16(device, args.vgg_samples)
     threads = torch.get_num_threads()
-    vgg.attribute(torch.stack([images[i][0] for i in range(VGG_BATCH)]), None, VGG_LAYERS)  # warm-up
-    rows, runs, info = [], {}, None
+    rows, info, rounds = [], {}, args.reference_repeat
     for scheme, layers in (("1 layer", VGG_LAYERS[-1:]), ("4 layers, one pass", VGG_LAYERS)):
-        ours, theirs = [], []
-        for _ in range(args.reference_repeat):
-            ours.append(build_seconds(vgg, images, layers, VGG_BATCH, 1))
-            *seconds, info = reference_seconds(args.reference_python, layers, len(images), threads)
-            theirs.append(seconds)
-            print(f"{scheme}: ours {ours[-1][0]:.1f} s (cpu {ours[-1][1]:.1f}), zennit-crp {seconds[0]:.1f} s "
-                  f"(cpu {seconds[1]:.1f})", file=sys.stderr, flush=True)
-        wall, cpu = (statistics.median(run[0] for run in ours), statistics.median(run[1] for run in ours))
-        ref_wall, ref_cpu = (statistics.median(run[0] for run in theirs), statistics.median(run[1] for run in theirs))
-        rows.append({"model": "VGG16 224px", "scheme": f"{scheme} vs zennit-crp", "seconds": wall,
-                     "samples/s": len(images) / wall, "cpu s": cpu, "reference s": ref_wall,
-                     "reference samples/s": len(images) / ref_wall, "reference cpu s": ref_cpu,
-                     "vs reference": ref_wall / wall, "cpu vs reference": ref_cpu / cpu})
-        runs[scheme] = {"ours (wall s, cpu s)": [list(run) for run in ours], "reference (wall s, cpu s)": theirs}
+        ours_cpu, their_cpu = [], []
+        times = in_turn({"ours": build(vgg, images, layers, VGG_BATCH, ours_cpu),
+                         "zennit-crp": lambda: reference_run(args.reference_python, layers, len(images), threads,
+                                                             their_cpu, info)}, rounds)
+        ours, theirs = times["ours"], times["zennit-crp"]
+        cpu, ref_cpu = statistics.median(ours_cpu[-rounds:]), statistics.median(their_cpu[-rounds:])
+        rows.append({"model": "VGG16 224px", "scheme": f"{scheme} vs zennit-crp", **ours.columns(""),
+                     "samples/s": len(images) / ours.median, "cpu s": cpu, **theirs.columns("reference"),
+                     "reference samples/s": len(images) / theirs.median, "reference cpu s": ref_cpu,
+                     **speedup(theirs, ours, "vs reference"), "cpu vs reference": ref_cpu / cpu})
     meta = {"reference": "zennit-crp FeatureVisualization.run", "reference python": args.reference_python,
             "reference torch": info["torch"], "zennit-crp": info["zennit_crp"], "samples": len(images),
-            "batch": VGG_BATCH, "k": K, "threads": threads, "pairs": args.reference_repeat, "runs": runs}
+            "batch": VGG_BATCH, "k": K, "threads": threads, "rounds": rounds}
     return rows, meta
 
 
@@ -200,9 +204,11 @@ def main():
     parser.add_argument("--vgg-samples", type=int, default=16, help="random 224 px images for the VGG16 builds")
     parser.add_argument("--reference-python", default=None,
                         help="python of a venv with zennit-crp: also time its FeatureVisualization on the same VGG16")
-    parser.add_argument("--reference-repeat", type=int, default=3, help="alternating (ours, reference) pairs")
+    parser.add_argument("--reference-repeat", type=int, default=3, help="rounds of ours and the reference in turn")
     parser.add_argument("--reference-only", action="store_true", help="measure only ours vs the reference")
     args = parser.parse_args()
+    if args.reference_python:
+        sleeping_threads()
     if args.reference_python and args.device != "cpu":
         parser.error("--reference-python compares on CPU only (--device cpu)")
     if args.reference_only and not args.reference_python:

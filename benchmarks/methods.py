@@ -9,10 +9,10 @@
 slow perturbation methods at the lighter settings of ``LIGHT``, to fit 2 x 200 images on 2 CPU cores; ``--options``
 replaces them) and grades the maps against the evidence masks (objects that make the label true); it prints one
 Markdown table per seed and the Kendall tau between the seeds' rankings per metric, and writes
-results/methods_leaderboard.json. ``speed`` times
-mass accuracy, rank accuracy and pointing game on the same arrays in both libraries, alternating rounds after a
-warm-up (Quantus in a long-lived subprocess of its own venv that times its own pass: its public call, and its
-vectorised ``evaluate_batch`` alone, without the call's input checks), and writes
+results/methods_leaderboard.json. ``speed`` times mass accuracy, rank accuracy and pointing game on the same arrays
+in both libraries, in turn (``_common.in_turn``: a warm-up round, then ``--rounds`` rounds; best, median and spread;
+idle OpenMP threads sleep) (Quantus in a long-lived subprocess of its own venv that times its own pass: its public
+call, and its vectorised ``evaluate_batch`` alone, without the call's input checks), and writes
 results/methods_speed.json. ``dissection`` dissects the VGG's conv layers on ``n`` test images and compares the
 detectors' labels (IoU >= 0.04) with the ground-truth selectivity (share of detectors that encode their label, AUC >=
 0.9, and whose label is their best-AUC concept) and with SemanticLens labels (atlas of ``atlas-n`` images, the tiny
@@ -20,7 +20,6 @@ CLIP, the ground-truth test's vocabulary), and writes results/methods_dissection
 """
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, report  # noqa: E402
+from _common import RESULTS, OwnSeconds, Timing, in_turn, report, sleeping_threads, speedup  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
 from conceptscope.evaluation import localisation  # noqa: E402
@@ -70,6 +69,7 @@ def run_leaderboard(args):
 
 
 def run_speed(args):
+    sleeping_threads()
     world = cs.load_world("shapes")
     images, masks, labels = evidence_batch(world.dataset("test", n=args.n, seed=1))
     relevance = cs.methods.attribute(world.model, images, labels, "lrp_epsilon_plus_flat", mean=world.mean,
@@ -81,32 +81,28 @@ def run_speed(args):
         quantus = subprocess.Popen([args.reference_python, str(HERE / "reference/quantus_localisation.py"), str(path),
                                     "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
+        batch_only = []
+
         def quantus_pass():
             quantus.stdin.write("run\n")
             quantus.stdin.flush()
-            whole, batch_only = map(float, quantus.stdout.readline().split())
-            times["quantus (evaluate_batch only)"].append(batch_only)
-            return whole
+            whole, batch = map(float, quantus.stdout.readline().split())
+            batch_only.append(batch)
+            return OwnSeconds(whole)
 
-        def ours_pass():
-            start = time.perf_counter()
-            localisation(relevance, masks, names)
-            return time.perf_counter() - start
-
-        times = {"conceptscope": [], "quantus": [], "quantus (evaluate_batch only)": []}
-        ours_pass(), quantus_pass()  # warm-up
-        times["quantus (evaluate_batch only)"].clear()
-        for _ in range(args.rounds):
-            times["conceptscope"].append(ours_pass())
-            times["quantus"].append(quantus_pass())
+        times = in_turn({"conceptscope": lambda: localisation(relevance, masks, names), "quantus": quantus_pass},
+                        args.rounds)
+        times["quantus (evaluate_batch only)"] = Timing(batch_only[-args.rounds:])  # the warm-up round left out
         quantus.stdin.close()
         quantus.wait()
-    rows = [{"library": lib, "images": args.n, "best_ms": 1000 * min(t), "median_ms": 1000 * statistics.median(t)}
-            for lib, t in times.items()]
+    rows = [{"library": lib, "images": args.n, "best_ms": 1000 * t.best, "median_ms": 1000 * t.median,
+             "spread_ms": 1000 * t.spread} for lib, t in times.items()]
     for lib in ("quantus", "quantus (evaluate_batch only)"):
-        rows.append({"library": f"speed-up vs {lib} (median)", "images": args.n,
-                     "median_ms": statistics.median(times[lib]) / statistics.median(times["conceptscope"])})
-    report("methods_speed", rows, {"metrics": names, "rounds": args.rounds, "torch_threads": torch.get_num_threads()})
+        found = speedup(times[lib], times["conceptscope"])
+        rows.append({"library": f"speed-up vs {lib}", "images": args.n, "best_ms": found["speedup (best)"],
+                     "median_ms": found["speedup (median)"]})
+    report("methods_speed", rows, {"metrics": names, "rounds": args.rounds, "warmup rounds": 1,
+                                   "torch_threads": torch.get_num_threads()})
 
 
 def run_dissection(args):

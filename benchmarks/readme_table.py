@@ -15,6 +15,8 @@ README = Path(__file__).parent.parent / "README.md"
 
 
 def _number(value, digits=4):
+    if isinstance(value, float) and abs(value) >= 10 ** digits:
+        return f"{value:.0f}"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return "" if value is None else str(value)
@@ -66,7 +68,122 @@ def transformers(data):
     return "\n".join(lines)
 
 
-TABLES = {"coverage": coverage, "transformers": transformers}
+def _pair(row, prefix, unit="s", digits=3):
+    """"best / median unit" of a side's columns."""
+    best, median = f"{prefix} best s".lstrip(), f"{prefix} median s".lstrip()
+    return f"{_number(row[best], digits)} / {_number(row[median], digits)} {unit}"
+
+
+def _ratio(row, prefix="speedup"):
+    return f"{_number(row[f'{prefix} (best)'], 3)}x / {_number(row[f'{prefix} (median)'], 3)}x"
+
+
+def _header(info, what):
+    """The line above a table: the command that produced it and how it was measured."""
+    threads = info["threads"]
+    return (f"`{info['command']}` ({threads} thread{'s' * (threads != 1)} on {info.get('cpus', '?')} CPU cores shared "
+            f"with other jobs, torch {info['torch']}; {what}):")
+
+
+def crp(data):
+    info = data["info"]
+    lines = [_header(info, f"zennit-crp {info.get('reference zennit_crp', '?')} with zennit "
+                           f"{info.get('reference zennit', '?')} in its own venv; per model and size one warm-up "
+                           f"round, then {info['rounds']} rounds with the sides in turn; best / median"), "",
+             "| model, layer | image | conceptscope, K = 64: best / median | "
+             "zennit-crp batched `generate` (batch size) | speed-up on best / median | "
+             "heatmaps vs zennit-crp (rel. L2) | extra concept / gradient pass per sample | extra peak memory |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["rows"]:
+        reference = (f"{_pair(r, 'zennit-crp')} ({r['reference batch']})" if "zennit-crp best s" in r else "")
+        speed = _ratio(r) if "speedup (best)" in r else ""
+        lines.append(f"| {r['model']} `{r['layer']}` | {r['px']} px | {_pair(r, 'ours')} | {reference} | {speed} | "
+                     f"{_number(r.get('rel diff vs zennit-crp'), 2)} | "
+                     f"{_number(r['extra concept / gradient per sample (best)'], 3)}x / "
+                     f"{_number(r['extra concept / gradient per sample (median)'], 3)}x | "
+                     f"{_number(r['extra peak GB'], 3)} GB |")
+    return "\n".join(lines)
+
+
+def atlas(data):
+    info = data["info"]
+    rows = data["rows"]
+    lines = [_header(info, "builds in turn after a warm-up round; best / median"), "",
+             "| model | scheme | seconds: best / median | samples/s (median) | vs 1 layer (median) | CPU s (median) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "vs reference (best)" in r:
+            continue
+        lines.append(f"| {r['model']} | {r['scheme']} | {_pair(r, '')} | {_number(r['samples/s'], 3)} | "
+                     f"{_number(r['vs 1 layer (median)'], 3)}x | {_number(r['cpu s'], 3)} |")
+    reference = [r for r in rows if "vs reference (best)" in r]
+    if reference:
+        lines += ["", f"Against zennit-crp {info.get('zennit-crp', '?')}'s `FeatureVisualization.run` (own venv; same "
+                  f"VGG16 weights, {info.get('samples')} images, k = {info.get('k')}, batch {info.get('batch')}; "
+                  f"{info.get('rounds')} rounds in turn after a warm-up round; best / median):", "",
+                  "| scheme | conceptscope: best / median | zennit-crp | speed-up on best / median | "
+                  "samples/s (median) | CPU time ratio |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in reference:
+            lines.append(f"| {r['scheme']} | {_pair(r, '')} | {_pair(r, 'reference')} | {_ratio(r, 'vs reference')} "
+                         f"| {_number(r['samples/s'], 3)} vs {_number(r['reference samples/s'], 3)} | "
+                         f"{_number(r['cpu vs reference'], 3)}x |")
+    return "\n".join(lines)
+
+
+def widgets(data):
+    info = data["info"]
+    lines = [_header(info, "clicks in turn with the kernel's own compute of one conditional heatmap, after a warm-up; "
+                           "chromium headless"), "",
+             "| model | input | layer | condition | clicks | p50 / p95 | compute (median) | p50 / compute |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["rows"]:
+        lines.append(f"| {r['model']} | {r['input']} | `{r['layer']}` | {r['condition']} | {r['clicks']} | "
+                     f"{_number(r['p50_ms'], 3)} / {_number(r['p95_ms'], 3)} ms | {_number(r['compute_ms'], 3)} ms | "
+                     f"{_number(r['p50/compute'], 3)}x |")
+    return "\n".join(lines)
+
+
+def methods_speed(data):
+    info = data["info"]
+    lines = [_header(info, f"mass accuracy, rank accuracy and pointing game on the same arrays; Quantus in its own "
+                           f"venv; one warm-up round, then {info['rounds']} rounds in turn"), "",
+             "| what | best | median | spread |", "| --- | --- | --- | --- |"]
+    for r in data["rows"]:
+        if r["library"].startswith("speed-up"):
+            lines.append(f"| {r['library']} | {_number(r['best_ms'], 3)}x | {_number(r['median_ms'], 3)}x | |")
+        else:
+            lines.append(f"| {r['library']}, {r['images']} maps | {_number(r['best_ms'], 3)} ms | "
+                         f"{_number(r['median_ms'], 3)} ms | {_number(r.get('spread_ms'), 2)} ms |")
+    return "\n".join(lines)
+
+
+def faithfulness(data):
+    info = data["info"]
+    lines = [_header(info, f"Quantus in its own venv; {info['rounds']} rounds in turn; best / median"), "",
+             "| metric | images x steps | conceptscope: best / median | Quantus | speed-up on best / median | "
+             "largest curve difference / largest value |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in data["rows"]:
+        lines.append(f"| {r['metric'].replace('_', ' ')} | {r['images']} x {r['steps']} | {_pair(r, 'ours')} | "
+                     f"{_pair(r, 'quantus')} | {_ratio(r, 'speed-up')} | "
+                     f"{_number(r['max |diff| / max |value|'], 2)} |")
+    return "\n".join(lines)
+
+
+def semantics(data):
+    info = data["info"]
+    lines = [_header(info, "timings: sides in turn after a warm-up round"), "", "| part | case | value | note |",
+             "| --- | --- | --- | --- |"]
+    for r in data["rows"]:
+        if r["part"] not in ("embedding", "search", "scores"):
+            continue  # the ground-truth figures are quoted in the figures table
+        lines.append(f"| {r['part']} | {r['case']} | {_number(r['value'], 3)} {r['unit']} | {r['note']} |")
+    return "\n".join(lines)
+
+
+TABLES = {"coverage": coverage, "transformers": transformers, "crp_cpu": crp, "atlas_cpu": atlas,
+          "widgets": widgets, "methods_speed": methods_speed, "faithfulness": faithfulness, "semantics_cpu": semantics}
 
 
 def main():

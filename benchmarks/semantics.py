@@ -7,7 +7,7 @@ semanticlens package), and the ground-truth figures of the shapes world.
 Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``case``, ``value``, ``unit``, ``note``).
 
 - embedding: references (and distinct pictures) embedded per second by a fresh ``SemanticLens`` (cache removed after
-  each run; the crop modes take turns in ``--repeat`` rounds after a warm-up round, median and best) with the shipped
+  each run; the crop modes in turn for ``--repeat`` rounds after a warm-up round, median and best) with the shipped
   tiny CLIP over an atlas of the largest ``--images`` test images
   (features.8/.11/.15, k=16, n=16 references per concept): relevance crops (CRP batched over samples and
   channels), windows (one forward pass per batch) and whole images (each sample pictured once), and
@@ -17,8 +17,9 @@ Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``ca
 - scores: clarity, polysemanticity and redundancy (:mod:`conceptscope.semantics.formulas`) of 1280 concepts x 100
   references x 512 dimensions, the synthetic embeddings of ``benchmarks/reference/semanticlens_scores.py``; with
   ``--reference-python`` that script (semanticlens 0.2.1, in its own venv) runs on the same embeddings in a
-  subprocess, alternating with ours ``--reference-repeat`` times, and the ratio of the median total times is reported
-  (target >= 10x; its wall time swings with the load of other jobs, the CPU-time ratio less).
+  subprocess, in turn with ours for ``--reference-repeat`` rounds after a warm-up round (idle OpenMP threads sleeping,
+  ``OMP_WAIT_POLICY=PASSIVE``), and the ratios of the best and of the median total times are reported (target >= 10x;
+  its wall time swings with the load of other jobs, the CPU-time ratio less).
 - ground truth: :mod:`conceptscope.world.lens_evaluation` per atlas size, layer and crop — retrieval@3 (share of the
   concepts a layer encodes whose text query puts an encoding channel in the top 3), label accuracy (share of selective
   channels labelled with a concept they encode; the lens's default label settings (bare texts), and with
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import report, timed  # noqa: E402
+from _common import OwnSeconds, in_turn, report, sleeping_threads, speedup  # noqa: E402
 from reference import synthetic  # noqa: E402
 
 import conceptscope as cs  # noqa: E402
@@ -70,30 +71,28 @@ def fresh_lens(atlas, clip, **options):
     return lens
 
 
-def embedding_rows(atlas, clip, repeat):
-    """Throughput per crop mode, the modes taking turns in ``repeat`` rounds after a warm-up round (best and median
-    of each); returns the rows and the last lens of each mode (for the ground-truth figures)."""
-    rows, lenses, seconds = [], {}, {crop: [] for crop in CROPS}
-    for round_ in range(repeat + 1):
-        for crop in CROPS:
-            start = time.perf_counter()
-            lenses[crop] = fresh_lens(atlas, clip, n=N_REFERENCES, crop=crop)
-            if round_:  # round 0 warms up
-                seconds[crop].append(time.perf_counter() - start)
+def embedding_rows(atlas, clip, rounds):
+    """Throughput per crop mode, the modes in turn for ``rounds`` rounds after a warm-up round; returns the rows and
+    the last lens of each mode (for the ground-truth figures)."""
+    rows, lenses = [], {}
+
+    def build(crop):
+        return lambda: lenses.__setitem__(crop, fresh_lens(atlas, clip, n=N_REFERENCES, crop=crop))
+    times = in_turn({crop: build(crop) for crop in CROPS}, rounds)
     for crop in CROPS:
+        seconds = times[crop].median
         indices = torch.cat([embedded.indices[embedded.valid] for embedded in lenses[crop].embeddings.values()])
         pictures = len(indices) if crop != "none" else len(indices.unique())
-        best, median = min(seconds[crop]), statistics.median(seconds[crop])
-        rows.append(row("embedding", f"{crop} crops, {', '.join(LAYERS)}", len(indices) / median, "references/s",
-                        f"median of {repeat} alternating rounds; best {len(indices) / best:.0f}/s; {len(indices)} "
-                        f"references, {pictures} pictures embedded, {median:.2f} s (best {best:.2f} s), "
-                        f"{pictures / median:.0f} pictures/s"))
-    relevance, window = (statistics.median(seconds[crop]) for crop in ("relevance", "window"))
-    rows.append(row("embedding", "relevance crops vs window crops (throughput ratio)", window / relevance, "x",
-                    f"target >= 0.5; best-time ratio {min(seconds['window']) / min(seconds['relevance']):.2f}"))
+        rows.append(row("embedding", f"{crop} crops, {', '.join(LAYERS)}", len(indices) / seconds, "references/s",
+                        f"{len(indices)} references, {pictures} pictures embedded, median {seconds:.2f} s (best "
+                        f"{times[crop].best:.2f}, spread {times[crop].spread:.2f}), {pictures / seconds:.0f} "
+                        "pictures/s; crop modes in turn"))
+    relevance, window = times["relevance"], times["window"]
+    rows.append(row("embedding", "relevance crops vs window crops (throughput ratio)", window.median / relevance.median,
+                    "x", f"target >= 0.5; best-time ratio {window.best / relevance.best:.2f}; crop modes in turn"))
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(1024)]
-    seconds = timed(lambda: clip.encode_images(crops), repeat=repeat)
+    seconds = in_turn({"encode": lambda: clip.encode_images(crops)}, rounds)["encode"].median
     rows.append(row("embedding", "tiny CLIP encode_images alone, 32 px crops", len(crops) / seconds, "images/s",
                     f"{len(crops)} crops in {seconds:.2f} s"))
     return rows, lenses
@@ -107,15 +106,15 @@ def search_rows(world, clip, images, repeat):
     concepts = sum(atlas.layers.values())
     rows = []
     for texts in (QUERIES[0], QUERIES):
-        seconds = timed(lambda: lens.search(texts, k=10), repeat=max(repeat, 20))
+        seconds = in_turn({"search": lambda: lens.search(texts, k=10)}, max(repeat, 20))["search"].median
         count = 1 if isinstance(texts, str) else len(texts)
         rows.append(row("search", f"{count} text{'s' * (count > 1)}, {concepts} concepts of {len(atlas.layers)} "
                         "layers", seconds * 1e3, "ms", "k=10, bare texts"))
     return rows
 
 
-def _our_scores(refs, valid):
-    """Wall and CPU seconds of each score over all concepts, one run."""
+def _our_scores(refs, valid, runs):
+    """Wall and CPU seconds of each score over all concepts, one run, appended to ``runs``; the total wall seconds."""
     jobs = {"clarity": lambda: formulas.clarity(refs, valid),
             "polysemanticity": lambda: formulas.polysemanticity(refs, valid),
             "redundancy": lambda: formulas.redundancy(formulas.concept_embeddings(refs, valid), valid.any(-1))}
@@ -125,13 +124,16 @@ def _our_scores(refs, valid):
         job()
         seconds[name], cpu_seconds[name] = time.perf_counter() - start, time.process_time() - cpu
     seconds["total"], cpu_seconds["total"] = sum(seconds.values()), sum(cpu_seconds.values())
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds}
+    runs.append({"seconds": seconds, "cpu_seconds": cpu_seconds})
+    return OwnSeconds(seconds["total"])
 
 
-def _reference_scores(reference_python, threads):
+def _reference_scores(reference_python, threads, runs):
+    """The reference script's run in its own venv, appended to ``runs``; its total wall seconds."""
     command = [reference_python, str(REFERENCE), "--concepts", str(CONCEPTS), "--refs", str(REFS), "--dim", str(DIM),
                "--seed", str(SEED), "--threads", str(threads)]
-    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    runs.append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+    return OwnSeconds(runs[-1]["seconds"]["total"])
 
 
 def _medians(runs, key):
@@ -139,32 +141,37 @@ def _medians(runs, key):
 
 
 def score_rows(reference_python, threads, repeat, reference_repeat):
-    """Our scores (median of ``repeat`` runs); with the reference, ours and the reference's alternate
-    ``reference_repeat`` times (load from other jobs hits both alike) and the medians are compared."""
+    """Our scores; with the reference, ours and the reference's take turns (``in_turn``: a warm-up round, then
+    ``reference_repeat`` rounds; load from other jobs hits both alike) and best and median totals are compared."""
     refs = synthetic.embeddings(CONCEPTS, REFS, DIM, SEED)
     valid = torch.ones(refs.shape[:2], dtype=torch.bool)
-    _our_scores(refs, valid)  # warm-up
     ours, theirs = [], []
-    for _ in range(reference_repeat if reference_python else repeat):
-        ours.append(_our_scores(refs, valid))
-        if reference_python:
-            theirs.append(_reference_scores(reference_python, threads))
+    sides = {"ours": lambda: _our_scores(refs, valid, ours)}
+    if reference_python:
+        sides["reference"] = lambda: _reference_scores(reference_python, threads, theirs)
+    rounds = reference_repeat if reference_python else repeat
+    times = in_turn(sides, rounds)
+    ours, theirs = ours[-rounds:], theirs[-rounds:]  # the warm-up round left out
     shape = f"{CONCEPTS} concepts x {REFS} refs x {DIM} dims"
     seconds, cpu_seconds = _medians(ours, "seconds"), _medians(ours, "cpu_seconds")
-    rows = [row("scores", f"{name}, {shape}", value, "s", f"conceptscope; CPU {cpu_seconds[name]:.3f} s")
+    rows = [row("scores", f"{name}, {shape}", value, "s", f"conceptscope, median; CPU {cpu_seconds[name]:.3f} s")
             for name, value in seconds.items()]
-    baseline = timed(lambda: formulas.baselines(refs, valid, 0), repeat=repeat)
+    rows.append(row("scores", f"total, {shape}, best", times["ours"].best, "s",
+                    f"conceptscope; spread {times['ours'].spread:.3f} s"))
+    baseline = in_turn({"baselines": lambda: formulas.baselines(refs, valid, 0)}, repeat)["baselines"].median
     rows.append(row("scores", f"random-set baselines of all three, {shape}", baseline, "s", "conceptscope"))
     if theirs:
         their_seconds, their_cpu = _medians(theirs, "seconds"), _medians(theirs, "cpu_seconds")
         versions = ", ".join(f"{name} {v}" for name, v in theirs[0]["versions"].items())
-        rows += [row("scores", f"{name}, {shape}", value, "s", f"reference ({versions}); CPU {their_cpu[name]:.3f} s")
+        rows += [row("scores", f"{name}, {shape}", value, "s",
+                     f"reference ({versions}), median; CPU {their_cpu[name]:.3f} s")
                  for name, value in their_seconds.items()]
-        totals = ", ".join(f"{run['seconds']['total']:.1f}" for run in theirs)
-        rows.append(row("scores", "speed-up over the reference (total wall time)",
-                        their_seconds["total"] / seconds["total"], "x",
-                        f"target >= 10; medians of {len(theirs)} alternating runs; reference totals: {totals} s"))
-        rows.append(row("scores", "speed-up over the reference (total CPU time)",
+        rows.append(row("scores", f"reference total, {shape}, best", times["reference"].best, "s",
+                        f"spread {times['reference'].spread:.3f} s"))
+        for how, value in speedup(times["reference"], times["ours"]).items():
+            rows.append(row("scores", f"{how.replace('speedup', 'speed-up over the reference')}, total wall time",
+                            value, "x", f"target >= 10; {rounds} rounds in turn after a warm-up"))
+        rows.append(row("scores", "speed-up over the reference (total CPU time, median)",
                         their_cpu["total"] / cpu_seconds["total"], "x", "less disturbed by other jobs"))
     return rows
 
@@ -213,10 +220,12 @@ def main():
                              "also serves the embedding and search timings")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reference-python", help="python of a venv with semanticlens 0.2.1 (scores reference)")
-    parser.add_argument("--reference-repeat", type=int, default=3, help="alternating runs of ours and the reference")
+    parser.add_argument("--reference-repeat", type=int, default=3, help="rounds of ours and the reference in turn")
     parser.add_argument("--embedding-only", action="store_true",
                         help="only the embedding throughput (largest --images); writes semantics_embedding_cpu.json")
     args = parser.parse_args()
+    if args.reference_python:
+        sleeping_threads()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     world = cs.load_world("shapes")

@@ -19,11 +19,9 @@ Writes ``benchmarks/results/transformers.json``.
 """
 import argparse
 import json
-import statistics
-import time
 
 import torch
-from _common import report
+from _common import in_turn, report, speedup
 from reference.vit_setup import build
 from safetensors import safe_open
 
@@ -46,19 +44,6 @@ def agreement(path):
     return {"reference": path.rsplit("/", 1)[-1], "dtype": meta["dtype"], "gammas": f"{meta['conv_gamma']}/"
             f"{meta['linear_gamma']}", "rel L2 vs lxt": float((heatmap - reference).norm() / reference.norm()),
             "sum/logit": float(heatmap.sum()) / logit, "lxt sum/logit": float(meta["heatmap_sum"]) / logit}
-
-
-def in_turn(sides, rounds):
-    """Run each side once per round, in turn, after one warm-up each: {name: [seconds]}."""
-    for fn in sides.values():
-        fn()
-    times = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, fn in sides.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def gradient_x_input(model, x, target):
@@ -88,14 +73,15 @@ def speed(rounds, separate):
             xp.explain(x[0], target, [LAYER]).conditional_heatmaps(LAYER, [channel])
 
     times.update(in_turn({"K=64 batched": batched, f"{separate} separate": one_at_a_time}, rounds))
-    rows = [{"what": name, "best s": min(t), "median s": statistics.median(t)} for name, t in times.items()]
-    plain = min(times["gradient x input"])
-    ratio = {"CP-LRP (Gamma) / gradient x input (best)": min(times["CP-LRP heatmap"]) / plain,
-             "CP attention, LRP-epsilon / gradient x input (best)": min(times["CP attention, LRP-epsilon layers"])
-             / plain,
-             "AttnLRP / gradient x input (best)": min(times["AttnLRP heatmap"]) / plain,
-             "64 separate / K=64 batched (best)": min(times[f"{separate} separate"]) * 64 / separate
-             / min(times["K=64 batched"])}
+    rows = [{"what": name, **timing.columns("")} for name, timing in times.items()]
+    plain = times["gradient x input"]
+    ratio = {**speedup(times["CP-LRP heatmap"], plain, "CP-LRP (Gamma) / gradient x input"),
+             **speedup(times["CP attention, LRP-epsilon layers"], plain,
+                       "CP attention, LRP-epsilon / gradient x input"),
+             **speedup(times["AttnLRP heatmap"], plain, "AttnLRP / gradient x input"),
+             **{name.replace(f"{separate} separate", "64 separate"): value * 64 / separate for name, value in
+                speedup(times[f"{separate} separate"], times["K=64 batched"], f"{separate} separate / K=64 batched")
+                .items()}}
     return rows, ratio
 
 

@@ -397,9 +397,15 @@ def _max_pool_with_switches(module, input):
 
 
 def _max_unpool(grad, switches, input_shape):
-    """Route relevance of a max pooling's outputs to the input positions that won (summing overlaps)."""
+    """Route relevance of a max pooling's outputs to the input positions that won (summing overlaps), in the layout
+    of ``grad`` (channels first, or channels last as the rules' convolutions leave it on the CPU)."""
     count, channels = grad.shape[:2]
-    flat = grad.new_zeros(count, channels, input_shape[2] * input_shape[3])
-    index = switches.flatten(2).expand(count, -1, -1)
-    flat.scatter_add_(2, index, grad.flatten(2))
-    return flat.view(count, channels, *input_shape[2:])
+    positions = input_shape[2] * input_shape[3]
+    if grad.is_contiguous() or not grad.is_contiguous(memory_format=torch.channels_last):
+        flat = grad.new_zeros(count, channels, positions)
+        flat.scatter_add_(2, switches.flatten(2).expand(count, -1, -1), grad.flatten(2))
+        return flat.view(count, channels, *input_shape[2:])
+    flat = grad.new_zeros(count, positions, channels)
+    flat.scatter_add_(1, switches.flatten(2).transpose(1, 2).expand(count, -1, -1),
+                      grad.permute(0, 2, 3, 1).reshape(count, -1, channels))
+    return flat.view(count, *input_shape[2:], channels).permute(0, 3, 1, 2)

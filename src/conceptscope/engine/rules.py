@@ -14,12 +14,23 @@ once in the forward pass (:meth:`LinearizedRule.coefficients`); each backward pa
 import copy
 
 import torch
+import torch.nn.functional as F
 from zennit.core import BasicHook, ParamMod
 from zennit.layer import Sum
 from zennit.rules import Pass
 
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _AFFINE = (*_CONVS, torch.nn.Linear)
+_CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}  # by the number of spatial dimensions
+_TRANSPOSED_CONVOLUTIONS = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def channels_last(tensor):
+    """``tensor`` laid out channels-last if it is an image batch on the CPU (else as it is): oneDNN's convolutions
+    run fastest on that layout there, and the rule coefficients share it so that multiplies keep it."""
+    if tensor.dim() == 4 and tensor.device.type == "cpu":
+        return tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
 
 
 class UnsupportedRuleError(TypeError):
@@ -34,6 +45,7 @@ class LinearizedRule:
         self.modified = [self._modified_module(param_mod, module) for param_mod in hook.param_modifiers]
         self.selects = self._reducer_selects(hook)
         self.unmodified = [self._is_unmodified(k, module) for k in range(len(self.modified))]
+        self._kernels = {}
 
     @staticmethod
     def _modified_module(param_mod, module):
@@ -66,6 +78,26 @@ class LinearizedRule:
         return all(torch.equal(hook.reducer(inputs, [torch.full((2, 3), float(j == k)) for j in range(count)]),
                                inputs[k]) for k in range(count))
 
+    def _kernel(self, k):
+        """How the k-th term's transposed convolution runs (worked out once): ``(shared, kernel, flipped)``.
+
+        ``shared``: every output channel has the same kernel (zennit's Flat rule), so the transpose sums the upper
+        relevance over channels first and convolves one channel. ``flipped``: stride 1 and one group, so the transpose
+        is a plain convolution with the kernel flipped and its channel axes swapped, which oneDNN runs faster on the
+        CPU than the transposed convolution."""
+        if k not in self._kernels:
+            module = self.modified[k]
+            weight = module.weight
+            shared = weight.shape[0] > 1 and bool((weight == weight[:1]).all())
+            if shared:
+                weight = weight[:1]
+            flipped = all(s == 1 for s in module.stride) and all(
+                p <= d * (size - 1) for p, d, size in zip(module.padding, module.dilation, weight.shape[2:]))
+            if flipped:
+                weight = weight.flip(list(range(2, weight.dim()))).transpose(0, 1)
+            self._kernels[k] = shared, channels_last(weight.contiguous()), flipped
+        return self._kernels[k]
+
     def _forward(self, k, input):
         """The module's forward pass under the k-th modifiers (``forward`` directly: no hooks run)."""
         return self.hook.output_modifiers[k](self.modified[k].forward(input))
@@ -93,8 +125,9 @@ class LinearizedRule:
             scales = hook.gradient_mapper(output.new_ones(()).expand_as(output), outputs)
             if isinstance(scales, torch.Tensor):
                 scales = [scales]
+            scales = [channels_last(scale) for scale in scales]
             if self.selects:
-                return [(k, inputs[k], scale) for k, scale in enumerate(scales) if nonzero[k]]
+                return [(k, channels_last(inputs[k]), scale) for k, scale in enumerate(scales) if nonzero[k]]
             zeros = [torch.zeros_like(x) for x in inputs]
             terms = []
             for k, scale in enumerate(scales):
@@ -102,7 +135,7 @@ class LinearizedRule:
                 one_hot[k] = torch.ones_like(inputs[k])
                 weight = hook.reducer(inputs, one_hot)
                 if bool(weight.any()):
-                    terms.append((k, weight, scale))
+                    terms.append((k, channels_last(weight), scale))
         return terms
 
     def vjp(self, terms, grad, input_shape, factor=None):
@@ -129,10 +162,24 @@ class LinearizedRule:
         """``J_k^T grad``: a transposed convolution or matrix product, or autograd for other linear modules."""
         module = self.modified[k]
         if type(module) in _CONVS and not isinstance(module.padding, str) and module.padding_mode == "zeros":
+            grad = channels_last(grad)
+            if module.groups == 1:
+                shared, kernel, flipped = self._kernel(k)
+                if shared:
+                    grad = grad.sum(1, keepdim=True)
+                dims = grad.dim() - 2
+                if flipped:
+                    padding = [d * (size - 1) - p for d, size, p in zip(module.dilation, kernel.shape[2:],
+                                                                        module.padding)]
+                    return _CONVOLUTIONS[dims](grad, kernel, None, 1, padding, module.dilation)
+                output_padding = [size - ((n - 1) * s - 2 * p + d * (width - 1) + 1) for size, n, s, p, d, width in zip(
+                    input_shape[2:], grad.shape[2:], module.stride, module.padding, module.dilation, kernel.shape[2:])]
+                return _TRANSPOSED_CONVOLUTIONS[dims](grad, kernel, None, module.stride, module.padding,
+                                                      output_padding, 1, module.dilation)
             # an empty input of the right shape: torch.nn.grad.convNd_input passes an expanded scalar instead, which
             # the convolution copies into a full tensor on every call
             return torch.ops.aten.convolution_backward(
-                grad, grad.new_empty(input_shape), module.weight, None, module.stride, module.padding,
+                grad, channels_last(grad.new_empty(input_shape)), module.weight, None, module.stride, module.padding,
                 module.dilation, False, [0] * (module.weight.dim() - 2), module.groups, (True, False, False))[0]
         if type(module) is torch.nn.Linear:
             return grad @ module.weight
