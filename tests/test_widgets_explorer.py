@@ -276,3 +276,11 @@ def test_labels_name_concepts_in_every_view(xp, data, atlas):
 def test_bad_labels_are_refused(xp, data, labels, error, message):
     with pytest.raises(error, match=message):
         explore(xp, data[3][0], labels=labels)
+
+
+def test_scale_enlarges_every_view_and_is_checked(xp, data):
+    ex = explore(xp, data[3][0], scale=1.5)
+    assert {view.scale for view in ex.views} == {1.5}
+    for bad in (0, -1, 5, True):
+        with pytest.raises(Exception, match="scale"):
+            explore(xp, data[3][0], scale=bad)

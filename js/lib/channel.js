@@ -1,6 +1,7 @@
 // @ts-check
 // Requests from a view to Python and the view's status: ids per request kind (latest wins), the busy
-// state (own requests pending or the model's `busy` trait) and errors (error replies or the `error` trait).
+// state (own requests pending or the model's `busy` trait), errors (error replies or the `error` trait) and the
+// view's size (the `scale` trait: everything enlarged, for projectors).
 import { createRequests } from "./requests.js";
 
 /** Wire `model` to `status` (from createStatus); returns { request, accept, dispose }. */
@@ -12,10 +13,16 @@ export function createChannel(model, status) {
     if (message) status.showError(message);
     else status.clearError();
   };
+  const zoom = () => {
+    const scale = model.get("scale") ?? 1;
+    status.root.style.zoom = scale === 1 ? "" : String(scale);
+  };
   model.on("change:busy", update);
   model.on("change:error", onError);
+  model.on("change:scale", zoom);
   onError();
   update();
+  zoom();
   return {
     /** Send `{type: kind, id, ...fields}`; an earlier request of the same kind becomes stale. Returns the id. */
     request(kind, fields = {}) {
@@ -40,6 +47,7 @@ export function createChannel(model, status) {
     dispose() {
       model.off("change:busy", update);
       model.off("change:error", onError);
+      model.off("change:scale", zoom);
     },
   };
 }

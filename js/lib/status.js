@@ -22,6 +22,7 @@ export function createStatus(parent, delay = BUSY_DELAY) {
   parent.append(spinner, line, error);
   let timer = null;
   return {
+    root: parent,
     line,
     error,
     spinner,

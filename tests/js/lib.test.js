@@ -157,3 +157,15 @@ describe("listen", () => {
     expect(model.listenerCount()).toBe(0);
   });
 });
+
+describe("view scale", () => {
+  it("zooms the view by the scale trait and follows its changes", () => {
+    const model = createFakeModel({ busy: false, error: "", scale: 1.5 });
+    const root = document.createElement("div");
+    const channel = createChannel(model, createStatus(root));
+    expect(root.style.zoom).toBe("1.5");
+    model.set("scale", 1);
+    expect(root.style.zoom).toBe("");
+    channel.dispose();
+  });
+});

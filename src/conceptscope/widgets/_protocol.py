@@ -100,6 +100,15 @@ def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
+class Real(traitlets.Float):
+    """A float trait that refuses booleans (traitlets' Float would take True as 1.0)."""
+
+    def validate(self, obj: Any, value: Any) -> float:
+        if isinstance(value, bool):
+            self.error(obj, value)
+        return super().validate(obj, value)
+
+
 class Count(traitlets.Int):
     """An int trait >= ``minimum`` that refuses booleans, with the engine's message (e.g. "k must be an integer >= 1;
     got 0")."""
@@ -131,6 +140,15 @@ class RequestWidget(anywidget.AnyWidget):
     last_result = traitlets.Dict(help="The last reply sent to the view (a result or an error).")
     busy = traitlets.Bool(False, help="True while work for this view is pending.").tag(sync=True)
     error = traitlets.Unicode("", help="The last failure of the view's work ('' after a success).").tag(sync=True)
+    scale = Real(1.0, help="How much larger than normal the view is drawn (e.g. 1.5 on a projector).").tag(
+        sync=True)
+
+    @traitlets.validate("scale")
+    def _valid_scale(self, proposal: dict) -> float:
+        value = proposal["value"]
+        if isinstance(value, bool) or not 0.25 <= value <= 4:
+            raise traitlets.TraitError(f"scale must be a number from 0.25 to 4 (1: normal size); got {value!r}")
+        return value
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "_view" in cls.__dict__:

@@ -47,6 +47,7 @@ class Explorer(ipywidgets.VBox):
     from ``vocabulary``), wired so that a selection in one view updates the others. Concepts are named by
     ``labels`` (``{layer: {channel: text}}``) or, with a lens and a vocabulary, by the lens' labels (computed once)
     in the concept list, the tree, the gallery, the heatmap's caption and the figures; the others say "unlabelled".
+    ``scale`` enlarges every view (e.g. 1.5 for a projector); the row of views wraps in a narrow column.
 
     All views share one :class:`Controller` (input, target, cached results) and one worker thread.
     Attributes: ``controller``, ``target``, ``heatmap``, ``concepts``, ``tree``, ``gallery`` (None
@@ -56,7 +57,8 @@ class Explorer(ipywidgets.VBox):
     def __init__(self, explainer: Explainer, image: ModelInput, *, atlas: Atlas | None = None,
                  target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
                  layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
-                 vocabulary: Sequence[str] | None = None, labels: dict | None = None, **kwargs: Any):
+                 vocabulary: Sequence[str] | None = None, labels: dict | None = None, scale: float = 1.0,
+                 **kwargs: Any):
         if lens is not None and atlas is not None and lens.atlas is not atlas \
                 and lens.atlas.manifest["identity"] != atlas.manifest["identity"]:
             raise AtlasMismatchError(f"the lens was made from the atlas at {lens.atlas.path}, which was built for "
@@ -88,6 +90,7 @@ class Explorer(ipywidgets.VBox):
         if self.search is not None:
             self.search.on("select", self.select)
         for view in self.views:
+            view.scale = scale  # e.g. 1.5 on a projector
             view.layout.flex = "0 0 auto"  # keep each view's own size; the row wraps instead
         self.tree.layout.max_width = "100%"
         row = ipywidgets.HBox([self.heatmap, self.concepts] + ([self.gallery] if self.gallery is not None else []),

@@ -10,17 +10,8 @@ import traitlets
 from ..render import COLORMAPS, decode_png, encode_png, heatmap_png
 from ..render.colormap import colour_table
 from ._arrays import as_image, as_relevance
-from ._protocol import ProtocolError, RequestWidget, checked, request
+from ._protocol import ProtocolError, Real, RequestWidget, checked, request
 from .controller import check_box
-
-
-class _Fraction(traitlets.Float):
-    """A float trait that refuses booleans (traitlets' Float would take True as 1.0)."""
-
-    def validate(self, obj: Any, value: Any) -> float:
-        if isinstance(value, bool):
-            self.error(obj, value)
-        return super().validate(obj, value)
 
 
 def _scale(relevance: np.ndarray) -> dict[str, float]:
@@ -55,7 +46,7 @@ class HeatmapView(RequestWidget):
     region = traitlets.List(traitlets.Int(), help="The drawn box [x0, y0, x1, y1], or [].").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0]).tag(sync=True)
     colormaps = traitlets.List(traitlets.Unicode(), default_value=list(COLORMAPS), read_only=True).tag(sync=True)
-    opacity = _Fraction(0.6, help="Opacity of the heatmap over the image.").tag(sync=True)
+    opacity = Real(0.6, help="Opacity of the heatmap over the image.").tag(sync=True)
     colorbar_png = traitlets.Bytes(help="The colormap from -max |R| to +max |R| as a 1-pixel-high PNG.").tag(sync=True)
     scales = traitlets.Dict(help="{heatmap|concept: {max: max |R|, sum: ΣR}} of the maps, for the colour bar.").tag(
         sync=True)
