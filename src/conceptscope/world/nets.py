@@ -118,13 +118,13 @@ class Block(nn.Module):
 
 
 class ShapesViT(nn.Module):
-    """Small vision transformer (~150k parameters) for 64 px images: 8 px patches (an 8 x 8 grid of tokens after a
+    """Small vision transformer (~89k parameters) for 64 px images: 8 px patches (an 8 x 8 grid of tokens after a
     class token), learnt position embeddings, ``depth`` pre-norm blocks, the class token's final norm into ``head``.
 
     ``patch_embed, cls_token, pos_embed, blocks.0..blocks.{depth-1}, norm, head``, as timm names them.
     """
 
-    def __init__(self, num_classes: int, image_size: int = 64, patch_size: int = 8, dim: int = 64, depth: int = 4,
+    def __init__(self, num_classes: int, image_size: int = 64, patch_size: int = 8, dim: int = 48, depth: int = 4,
                  heads: int = 4, mlp_ratio: int = 2):
         super().__init__()
         tokens = (image_size // patch_size) ** 2
