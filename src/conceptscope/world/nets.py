@@ -118,17 +118,23 @@ class Block(nn.Module):
 
 
 class ShapesViT(nn.Module):
-    """Small vision transformer (~89k parameters) for 64 px images: 8 px patches (an 8 x 8 grid of tokens after a
+    """Small vision transformer (~90k parameters) for 64 px images: 8 px patches (an 8 x 8 grid of tokens after a
     class token), learnt position embeddings, ``depth`` pre-norm blocks, the class token's final norm into ``head``.
 
-    ``patch_embed, cls_token, pos_embed, blocks.0..blocks.{depth-1}, norm, head``, as timm names them.
+    ``patch_embed, cls_token, pos_embed, blocks.0..blocks.{depth-1}, norm, head``, as timm names them. The patch
+    embedding is a two-stage patchify (4 px, GELU, 2 x 2 of those; "hMLP stem", Touvron et al. 2022): still one token
+    per 8 px patch with no overlap, but a nonlinear one, which a ViT this small trains much faster with.
     """
 
     def __init__(self, num_classes: int, image_size: int = 64, patch_size: int = 8, dim: int = 48, depth: int = 4,
                  heads: int = 4, mlp_ratio: int = 2):
         super().__init__()
         tokens = (image_size // patch_size) ** 2
-        self.patch_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size)
+        if patch_size % 2:
+            raise ValueError(f"patch_size must be even (two patchify stages), got {patch_size}")
+        half = patch_size // 2
+        self.patch_embed = nn.Sequential(nn.Conv2d(3, dim // 2, half, stride=half), nn.GELU(),
+                                         nn.Conv2d(dim // 2, dim, 2, stride=2))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
         self.blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio) for _ in range(depth)])

@@ -22,8 +22,10 @@ from .api import ARCHITECTURES, ASSETS, SHIPPED_MODELS, SPLIT_SEEDS, SPURIOUS_CL
 from .dataset import normalize
 
 STEPS, BATCH, LR = 600, 64, 3e-3
-#: the ViT learns from more images: AdamW, linear warm-up then cosine decay, gradients clipped
-VIT = {"steps": 1500, "batch": 64, "lr": 3e-3, "warmup": 50, "weight_decay": 0.05, "clip": 1.0}
+#: the ViT learns from more images: AdamW, gradients clipped, two cycles of linear warm-up then cosine decay to zero
+#: (the second a warm restart with a fresh optimizer, on the next fresh images)
+VIT = {"batch": 64, "weight_decay": 0.05, "clip": 1.0,
+       "cycles": ({"steps": 1500, "lr": 1.5e-3, "warmup": 100}, {"steps": 1000, "lr": 5e-4, "warmup": 50})}
 N_VAL, N_TEST = 1000, 2000
 
 
@@ -75,57 +77,60 @@ def train(arch, images, labels, num_classes, seed, steps=STEPS, batch=BATCH, lr=
 
 
 class _Batches(torch.utils.data.Dataset):
-    """Batch ``k`` of ``dataset``: its images ``k * batch`` up to ``(k + 1) * batch``, rendered on request."""
+    """``count`` batches of ``dataset`` from batch ``first`` on: batch k holds images ``(first + k) * batch`` up to
+    ``(first + k + 1) * batch``, rendered on request."""
 
-    def __init__(self, dataset, batch):
-        self.dataset, self.batch = dataset, batch
+    def __init__(self, dataset, batch, first, count):
+        self.dataset, self.batch, self.first, self.count = dataset, batch, first, count
 
     def __len__(self):
-        return -(-len(self.dataset) // self.batch)
+        return self.count
 
     def __getitem__(self, k):
-        return render(self.dataset, range(k * self.batch, min((k + 1) * self.batch, len(self.dataset))))
+        start = (self.first + k) * self.batch
+        return render(self.dataset, range(start, start + self.batch))
 
 
-def _stream(dataset, batch):
-    """The images of ``dataset`` in order, ``batch`` at a time, rendered ahead by one worker process (the training
-    process computes with one thread meanwhile: two CPU threads in all)."""
-    return torch.utils.data.DataLoader(_Batches(dataset, batch), batch_size=None, num_workers=1, prefetch_factor=8)
-
-
-def train_vit(world, seed, steps=VIT["steps"], validation=None):
-    """Train a fresh ViT on ``steps`` batches of fresh training images: AdamW (no decay on biases, norms,
-    embeddings), linear warm-up then cosine decay to zero, gradient norm clipped. ``validation`` (images, labels)
-    is scored every 250 steps. One torch thread (the images are rendered in a second process): on a shared machine
-    two threads' synchronisation made a step ~7x slower here."""
+def train_vit(world, seed, validation=None):
+    """Train a fresh ViT through the cycles of :data:`VIT`, each on the next fresh training images. ``validation``
+    (images, labels) is scored every 250 steps. One torch thread (the images are rendered ahead in one worker
+    process): on a shared machine two threads' synchronisation made a step ~7x slower here."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_vit(world, seed, steps, validation)
+        torch.manual_seed(seed)
+        model = ARCHITECTURES["vit"](num_classes=len(world.classes))
+        done = 0
+        for cycle in VIT["cycles"]:
+            model = vit_cycle(model, world, cycle, done, validation)
+            done += cycle["steps"]
+        return model
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_vit(world, seed, steps, validation):
-    torch.manual_seed(seed)
-    model = ARCHITECTURES["vit"](num_classes=len(world.classes))
+def vit_cycle(model, world, cycle, first, validation=None):
+    """One cycle of ``cycle["steps"]`` steps on the training images from batch ``first`` on: a fresh AdamW (no decay
+    on biases, norms, embeddings), linear warm-up to ``cycle["lr"]`` then cosine decay to zero."""
     decayed = [p for name, p in model.named_parameters() if p.dim() > 1 and "embed" not in name]
     others = [p for name, p in model.named_parameters() if not (p.dim() > 1 and "embed" not in name)]
     optimizer = torch.optim.AdamW([{"params": decayed, "weight_decay": VIT["weight_decay"]},
-                                   {"params": others, "weight_decay": 0.0}], lr=VIT["lr"])
-    warmup = min(VIT["warmup"], steps // 2)
+                                   {"params": others, "weight_decay": 0.0}], lr=cycle["lr"])
+    steps, warmup = cycle["steps"], cycle["warmup"]
     schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [
         torch.optim.lr_scheduler.LinearLR(optimizer, 1 / warmup, 1.0, total_iters=warmup),
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps - warmup)], milestones=[warmup])
     validate = None if validation is None else lambda m: _rate(predict(m, validation[0]) == validation[1])
-    batches = _stream(world.dataset("train", n=steps * VIT["batch"]), VIT["batch"])
+    batch = VIT["batch"]
+    batches = torch.utils.data.DataLoader(
+        _Batches(world.dataset("train", n=(first + steps) * batch), batch, first, steps), batch_size=None,
+        num_workers=1, prefetch_factor=8)
     return _fit(model, batches, optimizer, schedule, "vit", steps, clip=VIT["clip"], validate=validate)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS, help="training steps of the CNNs")
-    parser.add_argument("--vit-steps", type=int, default=VIT["steps"], help="training steps of the ViT")
     parser.add_argument("--only", nargs="+", metavar="MODEL",
                         help="train only these models (file stems such as shapes_vit, or architectures such as vit)")
     args = parser.parse_args(argv)
@@ -159,14 +164,14 @@ def main(argv=None):
                 continue
             t0 = time.perf_counter()
             if arch == "vit":
-                model = train_vit(world, seed, args.vit_steps, validation=(val_images, val_labels))
+                model = train_vit(world, seed, validation=(val_images, val_labels))
             else:
                 model = train(arch, train_images, train_labels, len(world.classes), seed, steps=args.steps)
             seconds = time.perf_counter() - t0
             save_file(model.state_dict(), weights_path(variant, arch))
             marked = predict(model, test_marked)
             result = {
-                **({"training": {**VIT, "steps": args.vit_steps}} if arch == "vit" else {}),
+                **({"training": VIT} if arch == "vit" else {}),
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "train_seconds": round(seconds, 1),
                 "val_accuracy": _rate(predict(model, val_images) == val_labels),
