@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from .concepts import CONCEPTS, CORNER_MARK
 from .dataset import MEAN, STD, ShapesDataset, normalize
 from .files import ASSETS
-from .nets import ShapesResNet, ShapesVGG
+from .nets import ShapesResNet, ShapesVGG, ShapesViT
 from .rules import CLASSES, RULES
 
 #: world name -> its variants (None is the plain world)
@@ -22,9 +22,9 @@ SPURIOUS_RATE = 0.9
 #: ... and on this share of the training images of every other class
 SPURIOUS_BACKGROUND_RATE = 0.0
 CORNER_MARK_MODES = ("none", "correlated", "all")
-ARCHITECTURES = {"vgg": ShapesVGG, "resnet": ShapesResNet}
+ARCHITECTURES = {"vgg": ShapesVGG, "resnet": ShapesResNet, "vit": ShapesViT}
 #: the models shipped (and trained by ``train.py``) per variant
-SHIPPED_MODELS = {None: ("vgg", "resnet"), "spurious": ("vgg",)}
+SHIPPED_MODELS = {None: ("vgg", "resnet", "vit"), "spurious": ("vgg",)}
 
 
 def weights_path(variant: str | None, arch: str) -> Path:
@@ -43,8 +43,8 @@ def _mark_rates(mode: str) -> tuple[float, ...]:
 class World:
     """A generated world: classes, concepts, datasets with ground truth and the trained models.
 
-    ``model`` (the VGG-style CNN) and ``resnet`` (plain variant only) are loaded on first
-    access, in eval mode on the CPU; each ``World`` has its own instances.
+    ``model`` (the VGG-style CNN), ``resnet`` and ``vit`` (plain variant only) are loaded on
+    first access, in eval mode on the CPU; each ``World`` has its own instances.
     """
 
     def __init__(self, name: str = "shapes", variant: str | None = None):
@@ -59,7 +59,8 @@ class World:
                 f"concepts={len(self.concepts)})")
 
     def load_model(self, arch: str = "vgg") -> torch.nn.Module:
-        """A fresh instance of the shipped model ``arch`` ("vgg", or "resnet" in the plain variant), eval mode, CPU."""
+        """A fresh instance of the shipped model ``arch`` ("vgg", or "resnet" and "vit" in the plain variant), eval
+        mode, CPU."""
         if arch not in SHIPPED_MODELS[self.variant]:
             raise ValueError(f"no model {arch!r} is shipped for variant {self.variant!r}; "
                              f"available: {', '.join(map(repr, SHIPPED_MODELS[self.variant]))}")
@@ -79,6 +80,11 @@ class World:
     def resnet(self) -> torch.nn.Module:
         """The shipped small ResNet (torchvision BasicBlocks); plain variant only."""
         return self.load_model("resnet")
+
+    @cached_property
+    def vit(self) -> torch.nn.Module:
+        """The shipped small vision transformer (attention written out, for AttnLRP); plain variant only."""
+        return self.load_model("vit")
 
     @cached_property
     def clip(self):

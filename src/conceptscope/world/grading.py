@@ -7,6 +7,7 @@ import torch
 
 from ..engine import Contrast
 from ..evaluation import evaluate
+from .evaluation import relevance_in_masks
 from .rules import CLASSES, RULES
 
 
@@ -25,6 +26,36 @@ def leaderboard(world, methods=None, n=200, seed=0, model=None, **kwargs):
     images, masks, labels = evidence_batch(world.dataset("test", n=n, seed=seed))
     return evaluate(world.model if model is None else model, images, masks, labels, methods,
                     mean=world.mean, std=world.std, **kwargs)
+
+
+def evidence_ratio(explainer, dataset, target="label", batch=100):
+    """How much more of the positive relevance of ``explainer``'s heatmaps lies on the class-defining objects than
+    their area would give: ``(ratio, share inside, area share)``, means over the images of ``dataset``. ``target``:
+    "label" explains each image's label, None its predicted class."""
+    inside, area = [], []
+    for start in range(0, len(dataset), batch):
+        images, masks, labels = evidence_batch(dataset, range(start, min(start + batch, len(dataset))))
+        share, covered = relevance_in_masks(explainer.heatmap(images, labels if target == "label" else target), masks)
+        inside.append(share)
+        area.append(covered)
+    inside, area = np.concatenate(inside), np.concatenate(area)
+    return float(inside.mean() / area.mean()), float(inside.mean()), float(area.mean())
+
+
+def top_concepts_on_evidence(explainer, dataset, layer, k=3):
+    """Per image of ``dataset`` (explaining its predicted class), the share of each of the ``k`` most relevant
+    concepts' conditional-heatmap positive relevance that lies on the class-defining objects, and the objects' share
+    of the image: ``(shares (N, k), areas (N,))``."""
+    shares, areas = [], []
+    for index in range(len(dataset)):
+        explanation = explainer.explain(dataset[index][0], layers=[layer])
+        top = [concept.channel for concept in explanation.top_concepts(layer, k=k)]
+        mask = dataset.evidence_mask(index)
+        share, covered = relevance_in_masks(explanation.conditional_heatmaps(layer, top),
+                                            np.repeat(mask[None], len(top), 0))
+        shares.append(share)
+        areas.append(covered[0])
+    return np.stack(shares), np.array(areas)
 
 
 def contrast_pairs(dataset, n=100):
