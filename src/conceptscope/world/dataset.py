@@ -32,6 +32,13 @@ def normalize(images, mean=MEAN, std=STD) -> torch.Tensor:
     return ((images.float() - mean) / std).contiguous()
 
 
+def render(dataset):
+    """All images of ``dataset`` as one uint8 NxHxWx3 tensor, and the labels."""
+    images = np.stack([dataset.raw_image(i) for i in range(len(dataset))])
+    labels = [dataset.label(i) for i in range(len(dataset))]
+    return torch.from_numpy(images), torch.tensor(labels)
+
+
 @lru_cache(maxsize=256)
 def _scene(seed, index, size, mark_rates):
     """Recently used scenes (shared by all datasets; callers get copies of their arrays)."""

@@ -12,22 +12,14 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
 from .api import ARCHITECTURES, ASSETS, SHIPPED_MODELS, SPLIT_SEEDS, SPURIOUS_CLASS, load_world, weights_path
-from .dataset import normalize
+from .dataset import normalize, render
 
 STEPS, BATCH, LR = 600, 64, 3e-3
 N_VAL, N_TEST = 1000, 2000
-
-
-def render(dataset):
-    """All images of ``dataset`` as one uint8 NxHxWx3 tensor, and the labels."""
-    images = np.stack([dataset.raw_image(i) for i in range(len(dataset))])
-    labels = [dataset.label(i) for i in range(len(dataset))]
-    return torch.from_numpy(images), torch.tensor(labels)
 
 
 @torch.no_grad()
