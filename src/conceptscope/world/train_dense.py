@@ -21,7 +21,7 @@ from .dataset import normalize, render
 from .detection import average_precisions, detect, encode, object_boxes
 from .segmentation import iou_per_class, label_maps, predict_segments, segment_classes
 
-STEPS, BATCH, LR = 600, 32, 3e-3
+STEPS, BATCH, LR = 300, 32, 3e-3
 N_TEST = 500
 #: (variant, model) pairs trained and shipped
 TRAINED = {"segmenter": (None, "segmenter"), "detector": (None, "detector"),
@@ -127,18 +127,19 @@ def main(argv=None):
             model = train_detector(train_set, len(world.classes), seed, steps=args.steps)
         seconds = time.perf_counter() - start
         save_file(model.state_dict(), weights_path(variant, kind))
-        result = {"parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(seconds, 1),
+        result = {"parameters": sum(p.numel() for p in model.parameters()), "steps": args.steps,
+                  "train_seconds": round(seconds, 1),
                   **(evaluate_segmenter if kind == "segmenter" else evaluate_detector)(model, world)}
         print(weights_path(variant, kind).name, json.dumps(result), flush=True)
-        _record(weights_path(variant, kind).stem, result, args.steps)
+        _record(weights_path(variant, kind).stem, result)
 
 
-def _record(name, result, steps):
+def _record(name, result):
     """Add one model's metrics to ``assets/dense_metrics.json`` (read just before, so that runs with ``--only`` in
     parallel keep each other's)."""
     path = ASSETS / "dense_metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics.update({"steps": steps, "batch": BATCH, "lr": LR, "split_seeds": SPLIT_SEEDS, "n_test": N_TEST,
+    metrics.update({"batch": BATCH, "lr": LR, "split_seeds": SPLIT_SEEDS, "n_test": N_TEST,
                     "spurious_class": SPURIOUS_CLASS})
     metrics.setdefault("models", {})[name] = result
     path.write_text(json.dumps(metrics, indent=2) + "\n")
