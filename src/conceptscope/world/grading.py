@@ -157,16 +157,16 @@ def grade_segments(explainer, dataset, n=100, ring=3):
 
 
 def grade_detections(explainer, dataset, n=100, ring=3):
-    """Heatmaps of a detector's top detection on each of the first ``n`` images of ``dataset`` that have one (its
-    score: ``Output(cell)`` on the centre heatmap, the explainer's ``output``), graded by where their positive relevance
-    lies: inside the detected box, a ``ring`` px around it, or elsewhere (:class:`RegionGrades`)."""
+    """Heatmaps of a detector's top detection on each of the first ``n`` images of ``dataset`` where it scores at
+    least 0.5 (a positive logit; its score: ``Output(cell)`` on the centre heatmap, the explainer's ``output``), graded
+    by where their positive relevance lies: inside the detected box, a ``ring`` px around it, or elsewhere
+    (:class:`RegionGrades`)."""
     indices = range(min(n, len(dataset)))
     images = torch.stack([dataset[i][0] for i in indices])
     raw = torch.from_numpy(np.stack([dataset.raw_image(i) for i in indices]))
-    found = [(k, d) for k, d in enumerate(detect(explainer.model, raw)) if len(
-        d["scores"])]
+    found = [(k, d) for k, d in enumerate(detect(explainer.model, raw)) if len(d["scores"]) and d["scores"][0] >= 0.5]
     if not found:
-        raise ValueError("the detector finds no object in these images")
+        raise ValueError("the detector finds no object with a score of at least 0.5 in these images")
     size = images.shape[2:]
     boxes = torch.zeros(len(found), *size, dtype=torch.bool)
     for row, (_, d) in enumerate(found):
