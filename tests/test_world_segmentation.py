@@ -86,6 +86,14 @@ def test_a_segment_s_heatmap_conserves_its_region_output(world, segmenter, fresh
         assert relative_error(total, explanation.heatmap) <= 1e-6
 
 
+def test_a_segment_s_relevance_lies_on_the_object_and_around_it(world, segmenter, fresh):
+    """Measured on 100 fresh images (benchmarks/dense.py): 82 % of the positive relevance on the objects (7 % of the
+    image), 8 % on a 3 px ring around them; images whose region heatmap has no positive relevance are not graded."""
+    summary = grading.grade_segments(cs.Explainer(segmenter, mean=world.mean, std=world.std), fresh).summary()
+    assert summary["graded"] >= 0.75 * summary["images"]
+    assert summary["inside"] + summary["around"] >= 0.8 and summary["inside"] >= 5 * summary["area_inside"]
+
+
 @pytest.fixture(scope="module")
 def detector(world):
     return world.load_model("detector")

@@ -119,8 +119,9 @@ def _around(masks: torch.Tensor, width: int) -> torch.Tensor:
 @dataclass(frozen=True)
 class RegionGrades:
     """Where heatmaps of a region's decision (a segmented object, a detected box) put their positive relevance, per
-    image (arrays of length N): on the region (``inside``), on a ring of ``ring`` px around it (``around``) and
-    elsewhere (``rest``), beside the region's and the ring's areas as fractions of the image."""
+    image (arrays of length N; NaN where a heatmap has no positive relevance): on the region (``inside``), on a ring of
+    ``ring`` px around it (``around``) and elsewhere (``rest``), beside the region's and the ring's areas as fractions
+    of the image."""
     ring: int
     inside: np.ndarray
     around: np.ndarray
@@ -129,16 +130,17 @@ class RegionGrades:
     area_around: np.ndarray
 
     def summary(self):
-        """Means over the images."""
-        return {"images": len(self.inside), "ring": self.ring, **{name: float(getattr(self, name).mean()) for name in (
-            "inside", "around", "rest", "area_inside", "area_around")}}
+        """Means over the images whose heatmap has positive relevance (``graded`` of ``images``)."""
+        graded = ~np.isnan(self.inside)
+        return {"images": len(self.inside), "graded": int(graded.sum()), "ring": self.ring, **{
+            name: float(getattr(self, name)[graded].mean()) for name in ("inside", "around", "rest", "area_inside",
+                                                                         "area_around")}}
 
 
 def _grade_regions(heatmaps, regions, ring):
     positive = heatmaps.double().clamp(min=0)
     total = positive.flatten(1).sum(1)
-    if not (total > 0).all():
-        raise ValueError("a heatmap has no positive relevance, so its shares are undefined")
+    total = torch.where(total > 0, total, torch.nan)  # no positive relevance: shares undefined (NaN)
     around = _around(regions, ring)
     inside, near = ((positive * m).flatten(1).sum(1) / total for m in (regions, around))
     return RegionGrades(ring, inside.numpy(), near.numpy(), (1 - inside - near).numpy(),
