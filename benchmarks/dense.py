@@ -57,7 +57,7 @@ def main():
         top = result.concepts("green square")[:3]
         rows += [{"model": name, "metric": "context share, all classes", "value": result.summary()["context"]},
                  {"model": name, "metric": "context share, green square", "value": groups["green square"]["context"]},
-                 {"model": name, "metric": "context share, other classes (mean)", "value": float(np.mean(others))},
+                 {"model": name, "metric": "context share, other classes (mean)", "value": float(np.nanmean(others))},
                  {"model": name, "metric": "heatmap share outside, green square",
                   "value": groups["green square"]["heatmap_context"]},
                  {"model": name, "metric": "top-3 green-square concepts: share on the mark",
