@@ -135,6 +135,7 @@ def test_one_detection_s_score_and_box_coordinate():
     (cs.Region(1, torch.zeros(16, 16, dtype=torch.bool)), ValueError, "mask is empty"),
     (cs.Region(1, torch.ones(16, 16)), ValueError, "bool"),
     (cs.Region(1, torch.ones(2, 16, 16, dtype=torch.bool)), ValueError, r"bool \(H, W\)"),
+    (cs.Region(1, torch.ones(30, 30, dtype=torch.bool)), ValueError, r"\(30, 30\) does not fit the output.s grid"),
     (cs.Output((1, 99, 0)), ValueError, r"does not point into the per-image output of shape \(4, 16, 16\)"),
     (cs.Output((1, 0)), ValueError, "does not point into"),
 ])

@@ -43,8 +43,9 @@ class Contrast:
 @dataclass(frozen=True, eq=False)
 class Region:
     """Explain class ``cls`` of a dense output (B, classes, H, W) inside a region: the sum of that class's output over
-    ``mask`` (a bool (H, W) array of the output's size, or of another size, e.g. the input's, pooled onto the output's
-    grid as covered fractions), or over the pixels where the model predicts ``cls`` when ``mask`` is None (L-CRP)."""
+    ``mask`` (a bool (H, W) array of the output's size, or of a whole multiple or fraction of it, e.g. the input's,
+    pooled onto the output's grid as covered fractions), or over the pixels where the model predicts ``cls`` when
+    ``mask`` is None (L-CRP)."""
 
     cls: int | str
     mask: Any = None
@@ -121,7 +122,12 @@ def _region(region, output, names):
         if not mask.any():
             raise ValueError("a Region's mask is empty: it selects no pixel of the output to explain")
     mask = mask.to(output.device, output.dtype)
-    if tuple(mask.shape) != tuple(output.shape[1:]):
+    grid = tuple(output.shape[1:])
+    if tuple(mask.shape) != grid and not (all(m % o == 0 for m, o in zip(mask.shape, grid))
+                                          or all(o % m == 0 for m, o in zip(mask.shape, grid))):
+        raise ValueError(f"a Region's mask of size {tuple(mask.shape)} does not fit the output's grid {grid}: give "
+                         "a mask of the output's size, or of a size that is a whole multiple of it (e.g. the input's)")
+    if tuple(mask.shape) != grid:
         mask = F.adaptive_avg_pool2d(mask[None, None], output.shape[1:])[0, 0] if all(
             m >= o for m, o in zip(mask.shape, output.shape[1:])) else F.interpolate(
             mask[None, None], size=tuple(output.shape[1:]), mode="nearest")[0, 0]

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from .concepts import CONCEPTS, CORNER_MARK
 from .dataset import MEAN, STD, ShapesDataset, normalize
+from .dense_nets import ShapesDetector, ShapesSegmenter
 from .files import ASSETS
 from .nets import ShapesResNet, ShapesVGG, ShapesViT
 from .rules import CLASSES, RULES
@@ -25,6 +26,9 @@ CORNER_MARK_MODES = ("none", "correlated", "all")
 ARCHITECTURES = {"vgg": ShapesVGG, "resnet": ShapesResNet, "vit": ShapesViT}
 #: the models shipped (and trained by ``train.py``) per variant
 SHIPPED_MODELS = {None: ("vgg", "resnet", "vit"), "spurious": ("vgg",)}
+#: the segmenter (background + the classes) and the detector (the classes), trained by ``train_dense.py``
+DENSE_ARCHITECTURES = {"segmenter": ShapesSegmenter, "detector": ShapesDetector}
+SHIPPED_DENSE_MODELS = {None: ("segmenter", "detector"), "spurious": ("segmenter",)}
 
 
 def weights_path(variant: str | None, arch: str) -> Path:
@@ -59,15 +63,22 @@ class World:
                 f"concepts={len(self.concepts)})")
 
     def load_model(self, arch: str = "vgg") -> torch.nn.Module:
-        """A fresh instance of the shipped model ``arch`` ("vgg", or "resnet" and "vit" in the plain variant), eval
-        mode, CPU."""
-        if arch not in SHIPPED_MODELS[self.variant]:
+        """A fresh instance of the shipped model ``arch`` ("vgg", or "resnet" and "vit" in the plain variant;
+        "segmenter" or, in the plain variant, "detector": see :mod:`.segmentation`, :mod:`.detection`), eval mode,
+        CPU."""
+        available = SHIPPED_MODELS[self.variant] + SHIPPED_DENSE_MODELS[self.variant]
+        if arch not in available:
             raise ValueError(f"no model {arch!r} is shipped for variant {self.variant!r}; "
-                             f"available: {', '.join(map(repr, SHIPPED_MODELS[self.variant]))}")
+                             f"available: {', '.join(map(repr, available))}")
         path = weights_path(self.variant, arch)
+        script = "train_dense" if arch in DENSE_ARCHITECTURES else "train"
         if not path.exists():
-            raise FileNotFoundError(f"missing weights {path}; run `python -m conceptscope.world.train` to create them")
-        model = ARCHITECTURES[arch](num_classes=len(self.classes))
+            raise FileNotFoundError(f"missing weights {path}; run `python -m conceptscope.world.{script}` to create "
+                                    "them")
+        if arch in DENSE_ARCHITECTURES:
+            model = DENSE_ARCHITECTURES[arch](len(self.classes) + (arch == "segmenter"))
+        else:
+            model = ARCHITECTURES[arch](num_classes=len(self.classes))
         model.load_state_dict(load_file(path))
         return model.eval()
 

@@ -32,6 +32,13 @@ def normalize(images, mean=MEAN, std=STD) -> torch.Tensor:
     return ((images.float() - mean) / std).contiguous()
 
 
+def render(dataset, indices=None):
+    """The images ``indices`` (default: all) of ``dataset`` as one uint8 NxHxWx3 tensor, and the labels."""
+    indices = range(len(dataset)) if indices is None else indices
+    images = np.stack([dataset.raw_image(i) for i in indices])
+    return torch.from_numpy(images), torch.tensor([dataset.label(i) for i in indices])
+
+
 @lru_cache(maxsize=256)
 def _scene(seed, index, size, mark_rates):
     """Recently used scenes (shared by all datasets; callers get copies of their arrays)."""

@@ -1,12 +1,16 @@
 """Grading explanations on the shapes world: images with the evidence masks of their labels, the leaderboard of every
-method on fresh (never trained on) images, and contrastive heatmaps on images with two classes' evidence."""
+method on fresh (never trained on) images, contrastive heatmaps on images with two classes' evidence, heatmaps of
+segmented objects and detected boxes, and the segmenter's context use (L-CRP)."""
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..engine import Contrast
+from ..engine import Contrast, Region
 from ..evaluation import evaluate
+from ..evaluation.context import context_use
+from .concepts import CORNER_MARK
+from .detection import detect, detection_output
 from .evaluation import relevance_in_masks
 from .rules import CLASSES, RULES
 
@@ -135,3 +139,83 @@ def grade_contrast(explainer, dataset, n=100, kind="difference"):
                                np.nan),
         area_a=on_a.mean((1, 2)), area_b=on_b.mean((1, 2)),
         sum_on_a=(heatmaps * on_a).sum((1, 2)), sum_on_b=(heatmaps * on_b).sum((1, 2)))
+
+
+def _around(masks: torch.Tensor, width: int) -> torch.Tensor:
+    """The ring of ``width`` px around each bool mask (N, H, W): its dilation by a (2 width + 1) square, minus it."""
+    grown = torch.nn.functional.max_pool2d(masks[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0] > 0
+    return grown & ~masks
+
+
+@dataclass(frozen=True)
+class RegionGrades:
+    """Where heatmaps of a region's decision (a segmented object, a detected box) put their positive relevance, per
+    image (arrays of length N; NaN where a heatmap has no positive relevance): on the region (``inside``), on a ring of
+    ``ring`` px around it (``around``) and elsewhere (``rest``), beside the region's and the ring's areas as fractions
+    of the image."""
+    ring: int
+    inside: np.ndarray
+    around: np.ndarray
+    rest: np.ndarray
+    area_inside: np.ndarray
+    area_around: np.ndarray
+
+    def summary(self):
+        """Means over the images whose heatmap has positive relevance (``graded`` of ``images``)."""
+        graded = ~np.isnan(self.inside)
+        return {"images": len(self.inside), "graded": int(graded.sum()), "ring": self.ring, **{
+            name: float(getattr(self, name)[graded].mean()) for name in ("inside", "around", "rest", "area_inside",
+                                                                         "area_around")}}
+
+
+def _grade_regions(heatmaps, regions, ring):
+    positive = heatmaps.double().clamp(min=0)
+    total = positive.flatten(1).sum(1)
+    total = torch.where(total > 0, total, torch.nan)  # no positive relevance: shares undefined (NaN)
+    around = _around(regions, ring)
+    inside, near = ((positive * m).flatten(1).sum(1) / total for m in (regions, around))
+    return RegionGrades(ring, inside.numpy(), near.numpy(), (1 - inside - near).numpy(),
+                        regions.double().mean((1, 2)).numpy(), around.double().mean((1, 2)).numpy())
+
+
+def grade_segments(explainer, dataset, n=100, ring=3):
+    """Heatmaps of a segmenter's decision on each image's class-defining objects (``Region(label + 1, their
+    mask)``, the segmenter's classes being background + the world's) on the first ``n`` images of ``dataset``, graded
+    by where their positive relevance lies: on the objects, a ``ring`` px around them, or elsewhere
+    (:class:`RegionGrades`)."""
+    indices = range(min(n, len(dataset)))
+    images, masks, labels = evidence_batch(dataset, indices)
+    heatmaps = explainer.heatmap(images, [Region(label + 1, mask) for label, mask in zip(labels, masks)])
+    return _grade_regions(heatmaps.cpu(), masks, ring)
+
+
+def grade_detections(explainer, dataset, n=100, ring=3):
+    """Heatmaps of a detector's top detection on each of the first ``n`` images of ``dataset`` where it scores at
+    least 0.5 (a positive logit; its score: ``Output(cell)`` on the centre heatmap, the explainer's ``output``), graded
+    by where their positive relevance lies: inside the detected box, a ``ring`` px around it, or elsewhere
+    (:class:`RegionGrades`)."""
+    indices = range(min(n, len(dataset)))
+    images = torch.stack([dataset[i][0] for i in indices])
+    raw = torch.from_numpy(np.stack([dataset.raw_image(i) for i in indices]))
+    found = [(k, d) for k, d in enumerate(detect(explainer.model, raw)) if len(d["scores"]) and d["scores"][0] >= 0.5]
+    if not found:
+        raise ValueError("the detector finds no object with a score of at least 0.5 in these images")
+    size = images.shape[2:]
+    boxes = torch.zeros(len(found), *size, dtype=torch.bool)
+    for row, (_, d) in enumerate(found):
+        x0, y0 = d["boxes"][0, :2].floor().int().clamp(min=0).tolist()
+        x1, y1 = d["boxes"][0, 2:].ceil().int().tolist()
+        boxes[row, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)] = True  # at least the pixel at its corner
+    heatmaps = explainer.heatmap(images[[k for k, _ in found]], [detection_output(d, 0) for _, d in found])
+    return _grade_regions(heatmaps.cpu(), boxes, ring)
+
+
+def segment_context(explainer, dataset, layer, indices=None, k=8):
+    """L-CRP's context use (:func:`conceptscope.evaluation.context_use`) of a segmenter's decisions on each image's
+    class-defining objects (in ``dataset``, or its ``indices``), grouped by class, with the corner mark as the cue
+    where the dataset has one."""
+    indices = range(len(dataset)) if indices is None else list(indices)
+    images, masks, labels = evidence_batch(dataset, indices)
+    cues = [dataset.masks(i)[CORNER_MARK] for i in indices] if CORNER_MARK in dataset.concepts else None
+    return context_use(explainer, images, [Region(label + 1, mask) for label, mask in zip(labels, masks)], masks,
+                       layer, k, groups=[CLASSES[label] for label in labels], cues=cues)

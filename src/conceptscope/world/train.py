@@ -14,12 +14,11 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
 from .api import ARCHITECTURES, ASSETS, SHIPPED_MODELS, SPLIT_SEEDS, SPURIOUS_CLASS, load_world, weights_path
-from .dataset import normalize
+from .dataset import normalize, render
 
 STEPS, BATCH, LR = 600, 64, 3e-3
 #: the ViT learns from more images: AdamW, gradients clipped, two cycles of linear warm-up then cosine decay to zero
@@ -27,13 +26,6 @@ STEPS, BATCH, LR = 600, 64, 3e-3
 VIT = {"batch": 64, "weight_decay": 0.05, "clip": 1.0,
        "cycles": ({"steps": 1500, "lr": 1.5e-3, "warmup": 100}, {"steps": 1000, "lr": 5e-4, "warmup": 50})}
 N_VAL, N_TEST = 1000, 2000
-
-
-def render(dataset, indices=None):
-    """The images ``indices`` (default: all) of ``dataset`` as one uint8 NxHxWx3 tensor, and the labels."""
-    indices = range(len(dataset)) if indices is None else indices
-    images = np.stack([dataset.raw_image(i) for i in indices])
-    return torch.from_numpy(images), torch.tensor([dataset.label(i) for i in indices])
 
 
 @torch.no_grad()
