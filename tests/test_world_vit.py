@@ -74,11 +74,11 @@ def test_shipped_vit_is_small_and_loads_fresh(world, vit):
 
 
 def test_vit_accuracy_on_fresh_images(vit, fresh):
-    """91.55 % on the 2000-image test split (assets/metrics.json); the issue's target of 95 % needs longer training."""
+    """94.15 % on the 2000-image test split (assets/metrics.json); the issue's target of 95 % needs longer training."""
     images, _, labels = evidence_batch(fresh)
     with torch.no_grad():
         predicted = vit(images).argmax(1)
-    assert float((predicted == torch.tensor(labels)).float().mean()) >= 0.87
+    assert float((predicted == torch.tensor(labels)).float().mean()) >= 0.9
 
 
 @pytest.mark.slow
