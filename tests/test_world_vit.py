@@ -74,11 +74,11 @@ def test_shipped_vit_is_small_and_loads_fresh(world, vit):
 
 
 def test_vit_accuracy_on_fresh_images(vit, fresh):
-    """90.15 % on the 2000-image test split (assets/metrics.json); the issue's target of 95 % needs longer training."""
+    """94.15 % on the 2000-image test split (assets/metrics.json); the issue's target of 95 % needs longer training."""
     images, _, labels = evidence_batch(fresh)
     with torch.no_grad():
         predicted = vit(images).argmax(1)
-    assert float((predicted == torch.tensor(labels)).float().mean()) >= 0.87
+    assert float((predicted == torch.tensor(labels)).float().mean()) >= 0.9
 
 
 @pytest.mark.slow
@@ -92,8 +92,8 @@ def test_vit_attnlrp_relevance_falls_on_the_evidence(world, vit):
 def test_vit_attnlrp_heatmaps_conserve_the_logit(vit, fresh):
     """On the shipped weights with the additive constants removed (biases, class token, position embeddings), LRP-0
     heatmaps sum to the logit exactly. AttnLRP's softmax rule does not conserve, by design: over 200 images its sums are
-    a median 0.64 of the logit there (0.76 on the shipped model, whose constants absorb some too; a few images sum
-    negative). The patch embedding's conditional heatmaps split the heatmap exactly."""
+    a median 0.49 of the logit there, 17 of 200 negative (a median 0.78 on the shipped model, whose constants absorb
+    some too). The patch embedding's conditional heatmaps split the heatmap exactly."""
     images = torch.stack([fresh[i][0] for i in range(20)]).double()
     model = ShapesViT(num_classes=7)
     model.load_state_dict(vit.state_dict())
@@ -103,7 +103,7 @@ def test_vit_attnlrp_heatmaps_conserve_the_logit(vit, fresh):
     logits = lrp0.logits[range(20), lrp0.targets]
     assert relative_error(lrp0.heatmaps.flatten(1).sum(1), logits) <= 1e-6
     share = cs.Explainer(bare, "attn_lrp").attribute(images, target=lrp0.targets).heatmaps.flatten(1).sum(1) / logits
-    assert torch.isfinite(share).all() and 0.4 < float(share.median()) < 1
+    assert torch.isfinite(share).all() and 0.3 < float(share.median()) < 1
     assert_unchanged(bare, before)
     shipped = cs.Explainer(model.double(), "attn_lrp")
     attribution = shipped.attribute(images)
