@@ -74,7 +74,7 @@ def expect_composite(page, kernel: Kernel, x: int, y: int, colormap: str, opacit
     """The canvas shows image pixel (x, y) as image and heatmap blended like render.overlay does."""
     width = kernel.json("relevance.shape[1]")
     expected = kernel.json(
-        f"overlay(image, relevance_to_rgba(relevance, {colormap!r}), {opacity})[{y}, {x}].tolist()"
+        f"overlay(image, relevance_to_rgba(relevance, {colormap!r}, alpha=True), {opacity})[{y}, {x}].tolist()"
     )
     drawn = page.evaluate(
         """([x, y, width]) => {
