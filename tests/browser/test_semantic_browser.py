@@ -68,7 +68,8 @@ def test_query_shows_hits_and_a_click_shows_the_concept_in_the_explorer(lab, nb,
     # a click selects the concept in the explorer: its conditional heatmap, its tree
     layer, channel = shown[1]
     page.locator(f"{SEARCH} .cs-hits tr[data-layer='{layer}'][data-channel='{channel}']").click()
-    wait_shown(page, f"{layer} #{channel}")
+    label = kernel.json(f"ex.controller.label({layer!r}, {channel})")  # the lens' label, or "unlabelled"
+    wait_shown(page, f"{label} ({layer} #{channel})" if label else f"{layer} #{channel}")
     page.wait_for_function(f"() => document.querySelector('.cs-tree .cs-node.cs-selected')?.dataset.path"
                            f" === '{layer}:{channel}'", timeout=30_000)
     kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
