@@ -3,17 +3,17 @@ zennit-crp 0.6's batched ``CondAttribution.generate`` at its best batch size, on
 ``layer4.1.conv2`` with random weights (seeded alike on both sides).
 
     python benchmarks/crp.py --reference-python /work/refvenvs/crp/bin/python [--sizes 112 224] [--k 64]
-                             [--rounds 3] [--threads 2] [--reference-batches 8 16 32]
+                             [--models vgg16 resnet18] [--rounds 3] [--threads 2]
+                             [--reference-batches 8 16 32]
 
 zennit-crp runs in its own venv (it pins zennit <= 0.4.6), served by benchmarks/reference/zennit_crp_conditional.py,
 which times only its ``generate``. For each model and image size the sides take turns (``_common.in_turn``: one
 warm-up round, then ``--rounds`` rounds): ours for K and for 1 concept (each a fresh forward pass plus the backward
 passes), zennit-crp for K, and a plain autograd gradient pass (no LRP) from the layer to the input for a batch of K.
-Idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``, both
-processes), so that neither side's threads spin on the cores while the other runs. zennit-crp's batch size is the
-fastest of ``--reference-batches`` per concept, each run once for one batch after a warm-up. The warm-up round
-also compares both sides' heatmaps (relative L2 difference). Without ``--reference-python`` only our side and the
-gradient pass run.
+Idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``, both processes), so that neither side's threads spin on the
+cores while the other runs. zennit-crp's batch size is the fastest of ``--reference-batches`` per concept, each run
+once for one batch after a warm-up. The warm-up round also compares both sides' heatmaps (relative L2 difference).
+Without ``--reference-python`` only our side and the gradient pass run.
 
 Prints a table and writes benchmarks/results/crp_<device>.json: best, median and spread of each side, the speed-up
 on best and median times, the cost per extra concept ``(t(K) - t(1)) / (K - 1)`` against the gradient pass per sample
