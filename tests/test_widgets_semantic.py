@@ -32,13 +32,17 @@ def capture(view):
     view.send = lambda content, buffers=None: view.sent.append(content)
 
 
-@pytest.fixture
-def ex(xp, data, lens):
+def open_explorer(xp, data, lens):
     explorer = explore(xp, data[3][0], lens=lens, vocabulary=VOCABULARY, picture=data.raw_image(3))
     for view in explorer.views:
         capture(view)
     assert explorer.wait(30)
     return explorer
+
+
+@pytest.fixture
+def ex(xp, data, lens):
+    return open_explorer(xp, data, lens)
 
 
 def deliver(ex, view, **message):
@@ -92,10 +96,12 @@ def test_the_layer_filter_and_templates_are_those_of_lens_search(lens):
     assert all(h["label"] == "" and h["label_score"] is None for h in view.hits)  # no vocabulary, no labels
 
 
-def test_labels_scores_and_references_are_computed_once(ex, lens):
+def test_labels_scores_and_references_are_computed_once(xp, data, lens):
+    """Once per explorer: its concept names and its search's hit labels come from the same call."""
     with mock.patch.object(lens, "label", wraps=lens.label) as label, \
             mock.patch.object(lens, "scores", wraps=lens.scores) as scores, \
             mock.patch.object(lens.atlas, "references", wraps=lens.atlas.references) as references:
+        ex = open_explorer(xp, data, lens)
         search(ex, "red", id=1)
         red = {(h["layer"], h["channel"]) for h in ex.search.hits}
         search(ex, "red", id=2)

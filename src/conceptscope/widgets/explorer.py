@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import plot
 from ..atlas import identity
+from ..engine.targets import initial_relevance
 from ..errors import AtlasMismatchError
 from ._worker import Worker
 from .concepts import ConceptList
@@ -32,12 +33,13 @@ if TYPE_CHECKING:
 SECONDARY_DELAY = 0.1
 
 
-def _lens_labels(lens: SemanticLens, vocabulary: Sequence[str]) -> dict:
-    """``{layer: {channel: text or None}}`` from the lens' labels for ``vocabulary``; dead concepts say so."""
+def _concept_names(found: dict) -> dict:
+    """``{layer: {channel: text or None}}`` from the lens' labels (``{(layer, channel): ConceptLabel dict}``); dead
+    concepts say so."""
     labels: dict = {}
-    for found in lens.label(vocabulary):
-        text = "never relevant on this dataset" if found.status == "no references" else found.label
-        labels.setdefault(found.layer, {})[found.channel] = text
+    for (layer, channel), label in found.items():
+        text = "never relevant on this dataset" if label["status"] == "no references" else label["label"]
+        labels.setdefault(layer, {})[channel] = text
     return labels
 
 
@@ -68,8 +70,9 @@ class Explorer(ipywidgets.VBox):
         if classes is None and atlas is not None:
             classes = atlas.classes
         self._worker = worker = Worker("conceptscope-explorer")
-        if labels is None and lens is not None and vocabulary:
-            labels = _lens_labels(lens, vocabulary)
+        self.search = None if lens is None else SemanticSearch(lens, vocabulary=vocabulary, worker=worker)
+        if labels is None and self.search is not None and self.search.vocabulary:
+            labels = _concept_names(self.search.labels_for(self.search.vocabulary))  # kept for the search's hits
         self.controller = controller = Controller(explainer, image, target, picture, classes, labels=labels)
         if atlas is not None:  # its references must be of this explainer's model and composite
             identity.check_identity(atlas.path, atlas.manifest["identity"], identity.of(explainer))
@@ -80,7 +83,6 @@ class Explorer(ipywidgets.VBox):
         self.concepts = ConceptList(controller=controller, layer=layer, k=k, worker=worker)
         self.tree = CompositionTree(controller=controller, worker=worker)
         self.gallery = None if atlas is None else NeuronGallery(atlas, worker=worker)
-        self.search = None if lens is None else SemanticSearch(lens, vocabulary=vocabulary, worker=worker)
         # every view reports what the user did as an event; the explorer alone decides what the others show
         self.concepts.on("select", self.select)
         self.tree.on("select", self._show)
@@ -128,13 +130,10 @@ class Explorer(ipywidgets.VBox):
     def _full_heatmap(self) -> np.ndarray:
         return self.controller.explanation().heatmap.detach().float().cpu().numpy()
 
-    def _start(self) -> float | None:
-        """What the heatmap's relevance started from: the target's logit, or a contrast's logit difference."""
+    def _start(self) -> float:
+        """What the heatmap's relevance started from (the target's logit, a contrast's logit difference, ...)."""
         explanation = self.controller.explanation()
-        logits, target = explanation.logits.detach().double(), explanation.target
-        if isinstance(target, int):
-            return float(logits[target])
-        return float(logits[target.a] - logits[target.b]) if target.kind == "difference" else None
+        return float(initial_relevance(explanation.logits[None].detach().double(), [explanation.target]).sum())
 
     def _input_changed(self) -> None:
         """New input or target: new heatmap; the shown concept keeps its root (the tree resets to it)."""

@@ -122,7 +122,7 @@ class SemanticSearch(RequestWidget):
         if not query:
             raise ProtocolError("the query is empty: type what to look for, e.g. 'red'")
         hits = self.lens.search(query, layer=self._check_layer(layer), k=self.k, templates=self.templates)
-        labels = self._labels_for(self.vocabulary)
+        labels = self.labels_for(self.vocabulary)
         keys = [(hit.layer, hit.channel) for hit in hits]
         if any(key not in self._references for key in keys):  # the hits first, their references a moment later
             self.push("thumbnails", lambda: {"thumbnails": self._thumbnails(keys)})
@@ -138,8 +138,9 @@ class SemanticSearch(RequestWidget):
         return {**hit.to_dict(), **_label(labels, hit.layer, hit.channel),
                 **{name: scores[name][position] for name in SCORES}}
 
-    def _labels_for(self, vocabulary: list[str]) -> dict:
-        """``{(layer, channel): ConceptLabel dict}`` for ``vocabulary`` ({} for none), computed once per vocabulary."""
+    def labels_for(self, vocabulary: list[str]) -> dict:
+        """``{(layer, channel): ConceptLabel dict}`` for ``vocabulary`` ({} for none), computed once per vocabulary
+        (the explorer names its concepts with them too)."""
         if tuple(vocabulary) != self._labels[0]:
             labels = self.lens.label(vocabulary) if vocabulary else []
             self._labels = (tuple(vocabulary), {(label.layer, label.channel): label.to_dict() for label in labels})
@@ -147,7 +148,7 @@ class SemanticSearch(RequestWidget):
 
     def _relabel(self, vocabulary: list[str]) -> dict[str, Any]:
         vocabulary = self._vocabulary(vocabulary)
-        labels = self._labels_for(vocabulary)
+        labels = self.labels_for(vocabulary)
         hits = [{**row, **_label(labels, row["layer"], row["channel"])} for row in self.hits]
         return {"vocabulary": vocabulary, "hits": hits}
 
