@@ -9,6 +9,7 @@ import torch
 
 import conceptscope as cs
 from conceptscope.world.grading import contrast_pairs, grade_contrast
+from tests.helpers import assert_unchanged, model_state
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +97,11 @@ def test_contrasts_in_a_batch_and_by_name(xp, world):
     (object(), TypeError, "class index"),
     ([[1, 2]], TypeError, "list"),
 ])
-def test_bad_targets_are_refused_clearly(xp, sample, target, error, message):
+def test_bad_targets_are_refused_clearly(xp, world, sample, target, error, message):
+    before = model_state(world.model)
     with pytest.raises(error, match=message):
         xp.heatmap(sample[0], target)
+    assert_unchanged(world.model, before)
 
 
 @pytest.mark.parametrize("target", [2, np.int64(2), torch.tensor(2), torch.tensor([2]), np.array(2), "red circle"])

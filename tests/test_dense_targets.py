@@ -7,6 +7,7 @@ import torchvision
 from torch import nn
 
 import conceptscope as cs
+from tests.helpers import assert_unchanged, model_state
 
 
 class Segmenter(nn.Module):
@@ -140,8 +141,10 @@ def test_one_detection_s_score_and_box_coordinate():
     (cs.Output((1, 0)), ValueError, "does not point into"),
 ])
 def test_bad_dense_targets_are_refused_clearly(segmenter, image, target, error, message):
+    before = model_state(segmenter)
     with pytest.raises(error, match=message):
         cs.Explainer(segmenter, output="out").heatmap(image, target)
+    assert_unchanged(segmenter, before)
 
 
 def test_region_on_a_classifier_and_bad_output_indices_are_refused(world):
