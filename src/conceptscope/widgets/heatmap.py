@@ -26,12 +26,12 @@ def colorbar_png(colormap: str) -> bytes:
 class HeatmapView(RequestWidget):
     """Show ``image`` (uint8 H x W x 3) with ``relevance`` (float H x W) overlaid as a heatmap.
 
-    The colormap is diverging and centred at zero (symmetric max-abs scaling); ``opacity`` and
-    ``colormap`` are synced both ways with the view's controls. Clicking a pixel asks Python
-    for its relevance in the map shown; dragging a box sets ``region`` ([x0, y0, x1, y1] in image
-    pixels, end exclusive; [] for none) and calls the ``on("region", callback)`` callbacks with it
-    on every change. :meth:`set_concept` adds a concept's conditional heatmap, and ``show``
-    ("heatmap" or "concept", toggled in the view) picks the map drawn.
+    The colormap is diverging and centred at zero (symmetric max-abs scaling); ``opacity`` and ``colormap`` are
+    synced both ways with the view's controls. Clicking a pixel asks Python for its relevance in the map shown (and
+    calls the ``on("pixel", callback)`` callbacks with x, y); dragging a box sets ``region`` ([x0, y0, x1, y1] in
+    image pixels, end exclusive; [] for none) and calls the ``on("region", callback)`` callbacks with it on every
+    change. :meth:`set_concept` adds a concept's conditional heatmap, and ``show`` ("heatmap" or "concept", toggled
+    in the view) picks the map drawn.
     """
 
     _view = "heatmap"
@@ -161,7 +161,9 @@ class HeatmapView(RequestWidget):
         height, width = self._shape
         if not (0 <= x < width and 0 <= y < height):
             raise ProtocolError(f"pixel ({x}, {y}) is outside the {width}x{height} image")
-        return {"type": "pixel_result", "x": x, "y": y, "value": self.relevance_at(x, y)}
+        value = self.relevance_at(x, y)
+        self._emit("pixel", x, y)
+        return {"type": "pixel_result", "x": x, "y": y, "value": value}
 
     @request("region", box=list)
     def _on_region(self, box: list) -> dict:
