@@ -121,8 +121,15 @@ def test_a_click_on_a_segment_explains_it_and_concepts_follow(xp, data, index, c
                                rtol=1e-5, atol=1e-7)
     assert ex.target.segment == -1 and ex.target.target == segments[0].cls
     # the segment list picks one too
-    deliver(ex, ex.target, type="segment", id=5, index=0)
+    deliver(ex, ex.heatmap, type="pixel", id=5, x=x, y=y)  # a click on the second segment again
+    assert ex.controller.segment == 1
+    deliver(ex, ex.target, type="segment", id=6, index=0)
     np.testing.assert_allclose(ex.heatmap.relevance, first, rtol=1e-5, atol=1e-7)
+    # the view asks again for its marked pixel when the map changed, to refresh the readout: that is no click ...
+    reply = deliver(ex, ex.heatmap, type="pixel", id=7, x=x, y=y)
+    assert ex.controller.segment == 0 and reply["value"] == pytest.approx(ex.heatmap.relevance_at(x, y))
+    deliver(ex, ex.heatmap, type="pixel", id=8, x=x, y=y)  # ... but asking once more, with the map unchanged, is
+    assert ex.controller.segment == 1
     assert all(not view.busy and view.error == "" for view in ex.views)
 
 

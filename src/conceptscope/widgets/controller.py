@@ -96,7 +96,8 @@ class Controller:
     """An explainer, the input it explains and a cache of results for the views.
 
     ``image`` is the model input (C, H, W, normalised as the model expects); ``picture`` the uint8
-    (H, W, 3) image shown (default: the input rescaled); ``classes`` names the model's classes.
+    (H, W, 3) image shown (default: the input rescaled); ``classes`` names the model's classes (default: the
+    explainer's names, if it has them).
 
     For a model with a dense output (a segmenter's (B, classes, H, W), a detector's score map) the explained target is
     a :class:`Region` or an :class:`Output`, and each input has ``segments`` a user can pick: by default the predicted
@@ -114,6 +115,7 @@ class Controller:
         self.explainer = explainer
         if classes is not None and (isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence)):
             raise TypeError(f"classes must be a list of class names; got {type(classes).__name__}")
+        classes = explainer.classes if classes is None else classes  # the explainer's names where it has them
         self.classes = None if classes is None else [str(c) for c in classes]
         self.labels = None if labels is None else check_labels(labels, explainer.layers)
         self._cache: OrderedDict = OrderedDict()
