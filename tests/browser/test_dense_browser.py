@@ -68,7 +68,7 @@ def expect_heatmap_drawn(page, kernel, avoid: tuple[int, int] = (-9, -9), timeou
     y, x = kernel.json(f"[int(i) for i in np.unravel_index(np.abs(ex.heatmap.relevance * (np.maximum(*np.abs(np.mgrid["
                        f":64, :64] - np.array([{avoid[1]}, {avoid[0]}])[:, None, None])) > 3)).argmax(), (64, 64))]")
     expected = kernel.json(f"overlay(ex.controller.subject.picture, relevance_to_rgba(ex.heatmap.relevance, "
-                           f"ex.heatmap.colormap), ex.heatmap.opacity)[{y}, {x}].tolist()")
+                           f"ex.heatmap.colormap, alpha=True), ex.heatmap.opacity)[{y}, {x}].tolist()")
     deadline = time.monotonic() + timeout
     while True:
         drawn = canvas_pixel(page, HEATMAP, x, y, 64)
