@@ -138,7 +138,9 @@ def test_a_click_on_a_detection_explains_its_score(world, data):
     xd = cs.Explainer(detector, output=0, classes=world.classes)
     index = next(i for i in range(len(data)) if len(detect(detector, data.raw_image(i)[None])[0]["scores"]) >= 2)
     image = data[index][0]
-    ex = wired(explore(xd, image, segments=detection_segments(detector, world.classes), layer=LAYER))
+    ex = wired(explore(xd, image, segments=detection_segments(detector, world.classes)))
+    # no layer given: the last convolution the score's relevance flows through, short of the output's own
+    assert ex.concepts.layer == "heatmap.0" and sum(c["relevance"] for c in ex.concepts.concepts) > 0
     found = detect(detector, data.raw_image(index)[None])[0]
     segments = ex.controller.subject.segments
     assert len(segments) == len(found["scores"]) and ex.target.segment == 0

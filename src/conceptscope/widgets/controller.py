@@ -326,9 +326,13 @@ class Controller:
                 "top": top, "classes": [self.class_name(i) for i in range(len(shares))]}
 
     def default_layer(self) -> str:
-        """The last recorded layer with spatial output (the last convolution), else the last layer."""
+        """The last recorded layer with spatial output (the last convolution), else the last layer. For a dense
+        output, the last such layer the explained relevance flows through, short of the one that makes the output
+        (whose channels are the classes themselves, not concepts)."""
         explanation = self.explanation()
         spatial = [name for name in explanation.layers if explanation.activations[name].dim() == 3]
+        if self.dense:
+            spatial = [name for name in spatial if name in explanation.relevances][:-1] or spatial
         return (spatial or explanation.layers)[-1]
 
     def region_mask(self, box: Box | None, subject: Subject | None = None) -> np.ndarray | None:
