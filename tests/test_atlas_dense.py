@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import conceptscope as cs
+from conceptscope.engine.targets import largest_region, peak, target_class
 from conceptscope.semantics import SemanticLens
 from conceptscope.world.segmentation import segment_classes
 from tests.helpers import assert_unchanged, model_state
@@ -39,6 +40,21 @@ def largest_class(model, image):
         counts = np.bincount(model(image[None])[0].argmax(0).flatten().numpy(), minlength=8)
     counts[0] = 0
     return int(counts.argmax()) if counts.max() > 0 else 0
+
+
+def test_the_target_policies_by_hand():
+    logits = torch.zeros(3, 4, 2, 3)  # 3 images, classes 0 (background) .. 3, 2 x 3 pixels
+    logits[0, 0] = 1  # only background predicted
+    logits[1, 2, :, :2], logits[1, 3, 1, 2], logits[1, 0, 0, 2] = 5, 5, 1  # class 2 on 4 pixels, class 3 on 1
+    logits[2, 1, 0, 0], logits[2, 3, 1, 1] = 9, 7  # classes 1 and 3 on one pixel each: the lower index wins the tie
+    assert [r.cls for r in largest_region(logits)] == [0, 2, 1]
+    assert all(r.mask is None for r in largest_region(logits))
+    assert [o.index for o in peak(logits)] == [(0, 0, 0), (2, 0, 0), (1, 0, 0)]
+    assert [target_class(t) for t in (3, cs.Contrast(2, 1), cs.Region(5), cs.Output((4, 1, 2)))] == [3, 2, 5, 4]
+    resolved = cs.Explainer(torch.nn.Conv2d(3, 4, 1)).attribute(torch.randn(2, 3, 2, 3), largest_region).targets
+    assert all(isinstance(r, cs.Region) and r.mask.shape == (2, 3) for r in resolved)
+    with pytest.raises(ValueError, match=r"needs a dense \(B, classes, H, W\) output"):
+        largest_region(torch.zeros(2, 4))
 
 
 def test_a_segmenter_atlas_explains_each_sample_s_largest_predicted_region(atlas, segmenter, dataset):

@@ -191,7 +191,7 @@ def resolve_targets(target: Targets, logits: torch.Tensor, names: Sequence[str] 
         raise ValueError(f"{len(names)} class names were given for a model with {classes} classes")
     if target is None and not dense:
         return logits.argmax(1).tolist()
-    if callable(target) and not isinstance(target, (Region, Output, Contrast)):
+    if callable(target):
         target = target(logits.detach())  # a target policy: one target per image, chosen from the output
     single = (target is None or isinstance(target, (int, np.integer, str, Contrast, Region, Output))
               or isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim == 0)
