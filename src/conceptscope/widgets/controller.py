@@ -232,7 +232,7 @@ class Controller:
             target = Contrast(int(target), int(versus))
         self._check_target(target)
         subject = self.subject
-        target = None if target is None else target if isinstance(target, (Contrast, Region, Output)) else int(target)
+        target = None if target is None else target if isinstance(target, Contrast) else int(target)
         self._changed(Subject(subject.image, subject.picture, target, subject.digest, subject.segments))
 
     def _check_class(self, target: Any) -> None:

@@ -15,7 +15,7 @@ from ..engine.targets import Output, Region, initial_relevance, target_class
 from ..errors import AtlasMismatchError
 from ._worker import Worker
 from .concepts import ConceptList
-from .controller import Controller, ModelInput, Picture
+from .controller import Controller, ModelInput, Picture, Segments
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
 from .semantic_search import SemanticSearch
@@ -68,7 +68,7 @@ class Explorer(ipywidgets.VBox):
                  target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
                  layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
                  vocabulary: Sequence[str] | None = None, labels: dict | None = None, scale: float = 1.0,
-                 segments: Any = None, **kwargs: Any):
+                 segments: Segments | None = None, **kwargs: Any):
         if lens is not None and atlas is not None and lens.atlas is not atlas \
                 and lens.atlas.manifest["identity"] != atlas.manifest["identity"]:
             raise AtlasMismatchError(f"the lens was made from the atlas at {lens.atlas.path}, which was built for "

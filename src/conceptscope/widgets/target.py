@@ -98,7 +98,7 @@ class TargetView(RequestWidget):
         if versus == -1:
             return self._on_target(target)
         self._check_class(versus, "versus")
-        if self.segments or self.controller.dense:
+        if self.controller.dense:
             raise ProtocolError("a contrast of two classes explains class logits, not a region of a dense output")
         if versus == target:
             raise ProtocolError(f"a contrast needs two different classes, got {target} rather than {versus}")
