@@ -144,6 +144,21 @@ def widgets(data):
     return "\n".join(lines)
 
 
+def widgets_segment(data):
+    """The segment case of benchmarks/widgets.py: click on a predicted segment -> its heatmap on screen."""
+    info = data["info"]
+    lines = [_header(info, "clicks alternating between two predicted segments, in turn with the kernel's own compute "
+                           "of one segment's heatmap, after a warm-up; nothing cached; chromium headless; target p50 "
+                           "<= 300 ms"), "",
+             "| model | input | condition | clicks | p50 / p95 | best | compute (median) | p50 / compute |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["rows"]:
+        lines.append(f"| {r['model']} | {r['input']} | {r['condition']} | {r['clicks']} | {_number(r['p50_ms'], 3)} / "
+                     f"{_number(r['p95_ms'], 3)} ms | {_number(r['best_ms'], 3)} ms | {_number(r['compute_ms'], 3)} ms "
+                     f"| {_number(r['p50/compute'], 3)}x |")
+    return "\n".join(lines)
+
+
 def methods_speed(data):
     info = data["info"]
     lines = [_header(info, f"mass accuracy, rank accuracy and pointing game on the same arrays; Quantus in its own "
@@ -183,7 +198,8 @@ def semantics(data):
 
 
 TABLES = {"coverage": coverage, "transformers": transformers, "crp_cpu": crp, "atlas_cpu": atlas,
-          "widgets": widgets, "methods_speed": methods_speed, "faithfulness": faithfulness, "semantics_cpu": semantics}
+          "widgets": widgets, "widgets_segment": widgets_segment,
+          "methods_speed": methods_speed, "faithfulness": faithfulness, "semantics_cpu": semantics}
 
 
 def main():

@@ -16,13 +16,22 @@ Models: the shapes world CNN (64 px, with an atlas) and torchvision VGG16 with r
 measured in the same kernel, in turn with the clicks (``_common.in_turn``: a warm-up round, then
 one compute per click; medians). Targets: shapes p50 <= 150 ms; VGG16 p50 <= 1.5 x its compute time.
 
-Run: ``.venv/bin/python benchmarks/widgets.py [--clicks 30] [--models shapes,vgg16]``.
+The segment case (L-CRP; ``--segment-clicks``, written to ``results/widgets_segment.json``): the explorer on the
+shapes world's segmenter, clicks alternating between two predicted segments in the heatmap; the time from the click
+to the canvas showing the clicked segment's heatmap (a probe pixel where the two segments' maps differ has that map's
+colour), plus the next frame. Nothing is cached (the explainer keeps no explanations, the controller's cache is
+cleared before each click), so each click computes the segment's explanation (forward and backward pass). In turn
+with it, the kernel's own compute of one segment's heatmap. Target: p50 <= 300 ms.
+
+Run: ``.venv/bin/python benchmarks/widgets.py [--clicks 30] [--models shapes,vgg16] [--segment-clicks 30]``
+(``--models= --segment-clicks 30``: the segment case alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -104,6 +113,115 @@ def clicker(page, kernel, uncached: bool):
     return click
 
 
+SEGMENTER = """
+from scipy import ndimage
+from conceptscope.engine.segments import predicted_segments
+from conceptscope.render import overlay, relevance_to_rgba
+from conceptscope.world.segmentation import segment_classes
+world = cs.load_world("shapes")
+segmenter = world.load_model("segmenter")
+xp = cs.Explainer(segmenter, classes=segment_classes(world), cache_size=0)  # every click computes its explanation
+data = world.dataset("test", n=64)
+def two_objects(i):
+    with torch.no_grad():
+        found = predicted_segments(segmenter(data[i][0][None])[0], (64, 64), xp.classes)
+    return len(found) >= 2 and found[1].mask.sum() >= 30
+index = next(i for i in range(len(data)) if two_objects(i))
+ex = explore(xp, data[index][0], picture=data.raw_image(index), layer="backbone.fuse.0")
+"""
+# where to click on segments 0 and 1, and a probe pixel (away from the click markers) where their maps differ, with
+# the colour each map gives it on the canvas
+SEGMENT_PROBE = """
+def _inside(mask):
+    y, x = np.unravel_index(ndimage.distance_transform_edt(mask).argmax(), mask.shape)
+    return int(x), int(y)
+_segments = ex.controller.subject.segments[:2]
+_clicks = [_inside(s.mask) for s in _segments]
+_drawn = [overlay(ex.controller.subject.picture, relevance_to_rgba(xp.heatmap(ex.controller.subject.image,
+          s.target).numpy(), ex.heatmap.colormap, alpha=True), ex.heatmap.opacity).astype(int) for s in _segments]
+_differ = np.abs(_drawn[0] - _drawn[1]).max(-1)
+for _x, _y in _clicks:
+    _differ[max(0, _y - 3):_y + 4, max(0, _x - 3):_x + 4] = 0
+_py, _px = np.unravel_index(_differ.argmax(), _differ.shape)
+assert _differ[_py, _px] > 20, "the two segments' maps look alike everywhere"
+print(json.dumps({"clicks": _clicks, "probe": [int(_px), int(_py)],
+                  "colours": [d[_py, _px].tolist() for d in _drawn], "width": int(_differ.shape[1])}))
+"""
+SEGMENT_COMPUTE = """
+if "segment_calls" not in globals():
+    segment_calls = 0
+segment_calls += 1
+start = time.perf_counter()
+xp.explain(ex.controller.subject.image, ex.controller.subject.segments[segment_calls % 2].target).heatmap
+print(json.dumps(time.perf_counter() - start))
+"""
+# click the image pixel (x, y) and resolve when the probe pixel has the expected colour, after the next frame
+SEGMENT_CLICK = """async ([x, y, probe, colour, width]) => {
+    const canvas = document.querySelector(".cs-heatmap canvas");
+    const ctx = canvas.getContext("2d");
+    const scale = canvas.width / width;
+    const probed = () => [...ctx.getImageData(Math.floor((probe[0] + 0.5) * scale),
+                                              Math.floor((probe[1] + 0.5) * scale), 1, 1).data];
+    const shown = () => {
+        const d = probed();
+        return d[3] === 255 && [0, 1, 2].every((i) => Math.abs(d[i] - colour[i]) <= 2);
+    };
+    if (shown()) throw new Error("the probe pixel already shows the clicked segment's map");
+    const drawn = new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+            if (!shown()) return;
+            observer.disconnect();
+            requestAnimationFrame(() => resolve(performance.now()));
+        });
+        observer.observe(canvas, { attributes: true, attributeFilter: ["data-frame"] });
+    });
+    const rect = canvas.getBoundingClientRect();
+    const at = { clientX: rect.left + (x + 0.5) * rect.width / width,
+                 clientY: rect.top + (y + 0.5) * rect.height / width };
+    const start = performance.now();
+    canvas.dispatchEvent(new MouseEvent("click", { ...at, bubbles: true, button: 0 }));
+    const late = new Promise((_, reject) => setTimeout(() => reject(new Error("the clicked segment's map was not drawn "
+        + `within 60 s: the probe pixel is ${probed()}, expected ${colour}`)), 60_000));
+    return (await Promise.race([drawn, late])) - start;
+}"""
+
+
+def segment_case(browser, lab, clicks: int) -> None:
+    """The segmenter: click on a segment -> its heatmap on screen, in turn with the kernel's compute of one."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    kernel = open_notebook(lab, page, "bench_segmenter.ipynb", [SETUP, SEGMENTER, "ex"],
+                           ".cs-concepts li[data-channel]", timeout=600_000)
+    try:
+        kernel.run("assert ex.wait(600)", timeout=700)
+        probe = json_of(kernel.run(SEGMENT_PROBE))
+
+        def click():
+            k = 1 - kernel.json("ex.controller.segment")  # the segment not shown now
+            kernel.run("ex.controller.clear_cache()")
+            x, y = probe["clicks"][k]
+            seconds = page.evaluate(SEGMENT_CLICK, [x, y, probe["probe"], probe["colours"][k], probe["width"]]) / 1000
+            kernel.run("assert ex.wait(120)", timeout=180)
+            assert kernel.json("ex.controller.segment") == k
+            return OwnSeconds(seconds)
+
+        times = in_turn({"click": click, "compute": lambda: OwnSeconds(json_of(kernel.run(SEGMENT_COMPUTE)))}, clicks)
+        click_times, compute = times["click"], times["compute"]
+        rows = [{"model": "shapes segmenter", "input": "64x64", "layer": kernel.json("ex.concepts.layer"),
+                 "condition": "uncached", "clicks": len(click_times.times), "p50_ms": click_times.median * 1000,
+                 "p95_ms": percentile(click_times.times, 0.95) * 1000, "best_ms": click_times.best * 1000,
+                 "compute_ms": compute.median * 1000, "compute best_ms": compute.best * 1000,
+                 "p50/compute": click_times.median / compute.median}]
+    finally:
+        kernel.close()
+        page.close()
+    report("widgets_segment", rows, {"comm_mode": "perCommTarget", "browser": "chromium headless",
+                                     "target": "p50 <= 300 ms"})
+
+
+def json_of(output: str):
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -113,13 +231,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clicks", type=int, default=30)
     parser.add_argument("--models", default="shapes,vgg16")
+    parser.add_argument("--segment-clicks", type=int, default=30, help="clicks of the segment case (0: skip it)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     rows = []
     with tempfile.TemporaryDirectory() as base, serve_lab(Path(base), "perCommTarget") as lab, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        for name in args.models.split(","):
+        for name in filter(None, args.models.split(",")):
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             cells = [SETUP, MODELS[name], "ex"]
             kernel = open_notebook(lab, page, f"bench_{name}.ipynb", cells, ".cs-concepts li[data-channel]",
@@ -143,7 +262,11 @@ def main() -> None:
             finally:
                 kernel.close()
                 page.close()
+        if args.segment_clicks:
+            segment_case(browser, lab, args.segment_clicks)
         browser.close()
+    if not rows:
+        return
     report("widgets", rows, {"comm_mode": "perCommTarget", "browser": "chromium headless",
                              "targets": "shapes p50 <= 150 ms; vgg16 p50 <= 1.5 x compute_ms"})
 

@@ -1,7 +1,8 @@
 // @ts-check
 // TargetView: the prediction's top classes (bars) and the class to explain (click a bar or choose in
 // the dropdown; sends "target"), optionally rather than another class (the "rather than" dropdown;
-// sends "contrast").
+// sends "contrast"). For a dense output (segmenter, detector) also the predicted segments or detections
+// (click one to explain it alone; sends "segment").
 import { createChannel } from "./lib/channel.js";
 import { element, fillClassSelect, style } from "./lib/dom.js";
 import { formatShare } from "./lib/format.js";
@@ -20,6 +21,10 @@ const CSS = `
 .cs-target .cs-choice { display: flex; gap: 12px; flex-wrap: wrap; }
 .cs-target .cs-bar { height: 6px; background: var(--cs-muted-bg); }
 .cs-target .cs-bar span { display: block; height: 100%; background: var(--cs-accent); }
+.cs-target .cs-segments { display: flex; gap: 4px; flex-wrap: wrap; align-items: center; }
+.cs-target .cs-segment { padding: 2px 6px; border-radius: 3px; cursor: pointer; border: 1px solid var(--cs-border);
+  background: none; color: inherit; font: inherit; }
+.cs-target .cs-segment[aria-pressed="true"] { background: var(--cs-selected-bg); border-color: var(--cs-selected); }
 `;
 
 /**
@@ -27,6 +32,7 @@ const CSS = `
  * @typedef {{
  *   classes: string[], predictions: { index: number, name: string, probability: number }[],
  *   target: number, versus: number, predicted: number, k: number, busy: boolean, error: string,
+ *   segments: { index: number, name: string, cls: number, box: number[], score: number }[], segment: number,
  * }} Model
  */
 
@@ -36,11 +42,10 @@ function render({ model, el }) {
   const select = element("select", { className: "cs-select cs-class-select" });
   const versusSelect = element("select", { className: "cs-select cs-versus-select" });
   const top = element("div", { className: "cs-top" });
-  const choice = element("div", { className: "cs-choice" }, [
-    element("label", {}, ["explain class ", select]),
-    element("label", {}, ["rather than ", versusSelect]),
-  ]);
-  root.append(style(CSS), choice, top);
+  const segments = element("div", { className: "cs-segments" });
+  const versusLabel = element("label", {}, ["rather than ", versusSelect]);
+  const choice = element("div", { className: "cs-choice" }, [element("label", {}, ["explain class ", select]), versusLabel]);
+  root.append(style(CSS), choice, top, segments);
   el.append(root);
   const status = createStatus(root);
   const channel = createChannel(model, status);
@@ -52,7 +57,30 @@ function render({ model, el }) {
     else channel.request("contrast", { target, versus });
   }
 
+  /** The input's segments (or detections) as buttons; the explained one pressed. */
+  function renderSegments() {
+    const list = model.get("segments") ?? [];
+    const chosen = model.get("segment");
+    segments.hidden = list.length === 0;
+    versusLabel.hidden = list.length > 0; // a contrast of two classes explains class logits, not a region
+    segments.replaceChildren(
+      element("span", { textContent: "explain segment " }),
+      ...list.map((s) => {
+        const [x0, y0, x1, y1] = s.box;
+        const button = element("button", {
+          type: "button", className: "cs-segment", textContent: `${s.name} ${formatShare(s.score)}`,
+          title: `explain this ${s.name} alone: box (${x0}, ${y0})–(${x1}, ${y1})`,
+        });
+        button.dataset.index = String(s.index);
+        button.setAttribute("aria-pressed", String(s.index === chosen));
+        button.addEventListener("click", () => channel.request("segment", { index: s.index }));
+        return button;
+      }),
+    );
+  }
+
   function renderAll() {
+    renderSegments();
     const [target, predicted, versus] = [model.get("target"), model.get("predicted"), versusOf()];
     fillClassSelect(select, model.get("classes"), predicted, target);
     versusSelect.replaceChildren(
@@ -84,7 +112,9 @@ function render({ model, el }) {
   const rerender = coalesce(renderAll);
   /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [["msg:custom", (msg) => channel.accept(msg)]];
-  for (const name of ["classes", "predictions", "target", "versus", "predicted"]) listeners.push([`change:${name}`, rerender]);
+  for (const name of ["classes", "predictions", "target", "versus", "predicted", "segments", "segment"]) {
+    listeners.push([`change:${name}`, rerender]);
+  }
   const unlisten = listen(model, listeners);
   renderAll();
   return () => {

@@ -431,7 +431,7 @@ def test_references_without_the_dataset_say_how_to_give_it(built, explainer):
     ({"modes": "relevance"}, ValueError, "modes must be a non-empty subset"),
     ({"modes": []}, ValueError, "modes must be a non-empty subset"),
     ({"modes": ["gradient"]}, ValueError, "modes must be a non-empty subset"),
-    ({"target": "logit"}, ValueError, "target must be one of ('label', 'prediction')"),
+    ({"target": "logit"}, ValueError, "target must be one of ('label', 'prediction', 'region', 'peak')"),
     ({"layers": []}, ValueError, "no layers given"),
     ({"layers": ["features.99"]}, KeyError, "features.99"),
 ])

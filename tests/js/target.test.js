@@ -78,3 +78,36 @@ describe("TargetView front end", () => {
     ]);
   });
 });
+
+describe("TargetView front end on a segmenter", () => {
+  it("lists the segments, marks the explained one and asks for another on a click", async () => {
+    const model = createFakeModel({
+      classes: ["background", "circle", "square"],
+      predictions: [{ index: 0, name: "background", probability: 0.9 }, { index: 1, name: "circle", probability: 0.1 }],
+      target: 1, predicted: 1, busy: false, error: "",
+      segments: [
+        { index: 0, name: "circle", cls: 1, box: [2, 3, 10, 12], score: 0.06 },
+        { index: 1, name: "square", cls: 2, box: [20, 20, 24, 24], score: 0.004 },
+      ],
+      segment: 0,
+    });
+    const el = document.createElement("div");
+    cleanup = view.render({ model, el });
+    await flush();
+    const buttons = () => [...el.querySelectorAll(".cs-segment")];
+    expect(buttons().map((b) => b.textContent)).toEqual(["circle 6.0 %", "square 0.4 %"]);
+    expect(buttons().map((b) => b.getAttribute("aria-pressed"))).toEqual(["true", "false"]);
+    expect(el.querySelector(".cs-versus-select").closest("label").hidden).toBe(true);
+    buttons()[1].click();
+    expect(model.sent.map(({ type, index }) => [type, index])).toEqual([["segment", 1]]);
+    model.set("segment", 1);
+    await flush();
+    expect(buttons().map((b) => b.getAttribute("aria-pressed"))).toEqual(["false", "true"]);
+  });
+
+  it("hides the segment list on a classifier", async () => {
+    const { q } = await setup();
+    expect(q(".cs-segments").hidden).toBe(true);
+    expect(q(".cs-versus-select").closest("label").hidden).toBe(false);
+  });
+});

@@ -17,7 +17,7 @@ from . import crop as cropping
 from . import identity, store
 from .build import build_atlas
 from .samples import Sample, load_sample
-from .state import FIXED_POINT, MODES
+from .state import FIXED_POINT, MODES, explained_for
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -102,9 +102,12 @@ class Atlas:
               k: int = 32, modes: Sequence[str] = MODES, batch_size: int = 32, target: str = "label",
               checkpoint_every: int = 50, num_workers: int = 0, progress: bool = True) -> Atlas | None:
         """Stream ``dataset`` once and store, for every channel of ``layers``, its top-``k`` samples by relevance
-        (RelMax: relevance summed over space, conditioned on each sample's ``target`` class, ``"label"`` or
-        ``"prediction"``) and by activation (ActMax: the maximum of the layer's output over space, as zennit-crp),
-        plus per-class relevance sums and top-``k`` samples per (channel, class) (RelStats).
+        (RelMax: relevance summed over space, conditioned on each sample's ``target``: ``"label"`` or ``"prediction"``
+        for classifiers; for a segmenter ``"region"``, the non-background class with the most predicted pixels over
+        its predicted mask (the background's region where nothing else is predicted); for a detector's dense score
+        map ``"peak"``, its largest element, the strongest detection's score; class statistics count each sample
+        under the class of its target) and by activation (ActMax: the maximum of the layer's output over space, as
+        zennit-crp), plus per-class relevance sums and top-``k`` samples per (channel, class) (RelStats).
 
         All layers come from one forward/backward pass per batch (:meth:`Explainer.attribute`). ``dataset`` items
         are ``(image, label)`` (or bare images for ``target="prediction"``), read in order through a DataLoader with
@@ -226,7 +229,7 @@ class Atlas:
 
     def _reference(self, layer, channel, mode, index, score, crop):
         sample = self.sample(index)
-        explanation = self.explainer.explain(sample.image, sample.label if self.target == "label" else None, [layer])
+        explanation = self.explainer.explain(sample.image, explained_for(self.target, [sample.label]), [layer])
         heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
         box = cropping.reference_box(heatmap, explanation.activations[layer][channel].cpu(), mode)
         picture = sample.picture

@@ -18,7 +18,7 @@ from ..errors import AtlasMismatchError
 from ..models import check_layer
 from . import distributed, identity, store
 from .samples import split_item
-from .state import MODES, TARGETS, AtlasState
+from .state import MODES, TARGETS, AtlasState, explained_for
 
 
 class _Indexed(Dataset):
@@ -95,6 +95,14 @@ def _probe(explainer, dataset, layers, target):
         logits, activations = explainer.forward(image[None], layers)
     except (TypeError, ValueError) as error:
         raise type(error)(f"dataset item 0 cannot be explained: {error}") from error
+    if logits.dim() > 2 and target in ("label", "prediction"):
+        raise ValueError(f"the model's output has shape {tuple(logits.shape)}: a dense output has no one class per "
+                         f"image to explain, so target={target!r} does not apply; use target='region' for a segmenter "
+                         "(each image's largest predicted region) or target='peak' for a score map such as a "
+                         "detector's (each image's strongest detection)")
+    if logits.dim() != 4 and target == "region":
+        raise ValueError(f"target='region' explains a segmenter's predicted regions and needs a (batch, classes, H, W) "
+                         f"output; this model's output has shape {tuple(logits.shape)}")
     channels = {layer: int(activations[layer].shape[1]) for layer in layers}
     return tuple(image.shape), channels, int(logits.shape[1])
 
@@ -132,6 +140,8 @@ def build_atlas(explainer, dataset, layers, path, k=32, modes=MODES, batch_size=
     layers, modes = _check_arguments(explainer, dataset, layers, k, modes, batch_size, target, checkpoint_every)
     shape, channels, classes = _probe(explainer, dataset, layers, target)
     names = getattr(dataset, "classes", None)
+    if (names is None or len(names) != classes) and explainer.classes is not None:
+        names = explainer.classes  # e.g. a segmenter's, with its background class
     config = {"layers": channels, "k": k, "modes": list(modes), "target": target, "classes": classes,
               "class_names": list(names) if names is not None and len(names) == classes else None}
     rank, size = distributed.rank_and_size()
@@ -169,7 +179,7 @@ def build_atlas(explainer, dataset, layers, path, k=32, modes=MODES, batch_size=
         for round_ in range(rounds):
             if round_ < len(sampler):
                 indices, images, labels = next(loader)
-                attribution = explainer.attribute(images, labels if target == "label" else None, layers, heatmaps=False)
+                attribution = explainer.attribute(images, explained_for(target, labels), layers, heatmaps=False)
                 if explainer.generation != generation:
                     raise RuntimeError(
                         f"the model changed while the atlas at {path} was being built (after {bar.n} of {n} "

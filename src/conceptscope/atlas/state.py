@@ -1,22 +1,33 @@
 """The running statistics of an atlas build, as a flat dict of tensors (exactly what a state file holds).
 
 Per layer and mode, a top-k buffer per channel (RelMax: relevance summed over space; ActMax: activation maximum over
-space); per layer, relevance statistics per class of the explained target (CRP's RelStats): the relevance each channel
-carries summed over the class's samples, and the top-k samples per (channel, class). A sample whose score is exactly
-zero (a dead concept: the channel carries no relevance, or has no activation, on it) never enters a buffer; instead
-each channel counts its "live" samples (non-zero score), so a channel live on fewer than k samples keeps only those.
-Class sums are kept in int64 fixed point (units of 2**-32), whose addition is exact and associative, so any split of
-the dataset into batches, checkpoints or ranks gives the same bits. Everything grows with channels x classes x k, never
-with the dataset.
+space); per layer, relevance statistics per class of the explained target (CRP's RelStats; for a region or a
+detection, its class): the relevance each channel carries summed over the class's samples, and the top-k samples per
+(channel, class). A sample whose score is exactly zero (a dead concept: the channel carries no relevance, or has no
+activation, on it) never enters a buffer; instead each channel counts its "live" samples (non-zero score), so a
+channel live on fewer than k samples keeps only those. Class sums are kept in int64 fixed point (units of 2**-32),
+whose addition is exact and associative, so any split of the dataset into batches, checkpoints or ranks gives the
+same bits. Everything grows with channels x classes x k, never with the dataset.
 """
 import torch
 
+from ..engine.targets import largest_region, peak, target_class
 from . import topk
 
 #: RelMax (relevance summed over space) and ActMax (activation maximum over space)
 MODES = ("relevance", "activation")
-#: the class each sample's relevance is explained for: its label or the model's prediction
-TARGETS = ("label", "prediction")
+#: what each sample's relevance is explained for: its label's or the predicted class's logit (classifiers), the largest
+#: predicted non-background region of a segmenter (``engine.targets.largest_region``), or the largest element of a
+#: dense score map, e.g. a detector's strongest detection (``engine.targets.peak``)
+TARGETS = ("label", "prediction", "region", "peak")
+#: the target policy (a function of the output, or None: the prediction) of each target but "label"
+POLICIES = {"prediction": None, "region": largest_region, "peak": peak}
+
+
+def explained_for(target: str, labels):
+    """What the explainer is asked to explain for samples with ``labels`` under the atlas' ``target``: the labels, or
+    the target's policy (one target per image chosen from the output; None: the predicted class)."""
+    return list(labels) if target == "label" else POLICIES[target]
 FIXED_POINT = 2.0 ** 32
 _LIMIT = 2.0 ** 30  # largest |relevance| per sample and per class sum: fixed-point values stay below 2**62
 
@@ -59,7 +70,7 @@ class AtlasState:
         t = self.tensors
         device = t["class/counts"].device
         indices = torch.as_tensor(indices, dtype=torch.int64, device=device)
-        targets = torch.as_tensor(attribution.targets, dtype=torch.int64, device=device)
+        targets = torch.as_tensor([target_class(t) for t in attribution.targets], dtype=torch.int64, device=device)
         classes, inverse = torch.unique(targets, return_inverse=True)
         t["class/counts"].index_add_(0, targets, torch.ones_like(targets))
         for layer in self.channels:

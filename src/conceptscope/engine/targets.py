@@ -3,8 +3,9 @@ region of a dense (segmentation) output, or one element of any output (e.g. one 
 
 For class logits (B, classes), a target is a class index (an int, or a 0-d / one-element integer tensor or array), a
 class name where the explainer knows the names, a :class:`Contrast`, or one of these per image. Dense outputs (B,
-classes, H, W) take a :class:`Region`, and any output an :class:`Output`. :func:`resolve_targets` checks them against
-the output; :func:`initial_relevance` turns them into the relevance LRP starts from (L-CRP's initial relevance for
+classes, H, W) take a :class:`Region`, and any output an :class:`Output`; a function of the output (B, ...) may choose
+one target per image (e.g. :func:`largest_region`, :func:`peak`). :func:`resolve_targets` checks them against the
+output; :func:`initial_relevance` turns them into the relevance LRP starts from (L-CRP's initial relevance for
 regions and detections: the output itself where the target selects it, zero elsewhere).
 """
 from __future__ import annotations
@@ -68,6 +69,40 @@ class Output:
 
 Target = int | str | Contrast | Region | Output | None
 Targets = Target | Sequence[Target] | torch.Tensor | np.ndarray
+
+#: the class a dense output's background has (as in torchvision's and the shapes world's segmenters)
+BACKGROUND = 0
+
+
+def largest_region(logits: torch.Tensor) -> list[Region]:
+    """A target policy for segmenters (B, classes, H, W): per image, the :class:`Region` of the non-background class
+    with the most predicted pixels, over its predicted mask (L-CRP's predicted region); an image where only the
+    background (class 0) is predicted gets the background's region, so every image has a decision to explain."""
+    if logits.dim() != 4:
+        raise ValueError(f"the predicted-region target needs a dense (B, classes, H, W) output, got shape "
+                         f"{tuple(logits.shape)}")
+    counts = F.one_hot(logits.argmax(1).flatten(1), logits.shape[1]).sum(1)  # (B, classes) predicted pixels
+    counts[:, BACKGROUND] = 0
+    return [Region(int(cls) if count > 0 else BACKGROUND) for count, cls in zip(*counts.max(1))]
+
+
+def peak(logits: torch.Tensor) -> list[Output]:
+    """A target policy for dense score maps, e.g. a single-stage detector's centre heatmap (B, classes, H, W): per
+    image, the :class:`Output` at its largest element (the strongest detection's score)."""
+    flat = logits.flatten(1).argmax(1)
+    return [Output(np.unravel_index(int(i), tuple(logits.shape[1:]))) for i in flat]
+
+
+def target_class(target) -> int:
+    """The class a resolved target explains, for per-class statistics: a class index itself, a contrast's or a
+    region's class, an :class:`Output`'s first index (the class of a (classes, ...) score map)."""
+    if isinstance(target, Contrast):
+        return target.a
+    if isinstance(target, Region):
+        return target.cls
+    if isinstance(target, Output):
+        return target.index[0]
+    return int(target)
 
 
 def _class_index(value, classes, names):
@@ -144,7 +179,8 @@ def _output(target, output):
 def resolve_targets(target: Targets, logits: torch.Tensor, names: Sequence[str] | None = None) -> list:
     """One checked target per sample — a class index, a :class:`Contrast` of indices, a :class:`Region` with its mask
     on the output's grid, or an :class:`Output` — for an output ``logits`` (B, ...); None explains each sample's
-    predicted class (class logits only). ``names`` (optional) are the class names a class may be given by."""
+    predicted class (class logits only); a function of the output (a policy such as :func:`largest_region`) chooses
+    the targets. ``names`` (optional) are the class names a class may be given by."""
     if logits.dim() < 2:
         raise ValueError(f"the model's output has shape {tuple(logits.shape)}: conceptscope explains outputs with a "
                          "batch axis and at least one more (batch, classes, ...)")
@@ -155,6 +191,8 @@ def resolve_targets(target: Targets, logits: torch.Tensor, names: Sequence[str] 
         raise ValueError(f"{len(names)} class names were given for a model with {classes} classes")
     if target is None and not dense:
         return logits.argmax(1).tolist()
+    if callable(target):
+        target = target(logits.detach())  # a target policy: one target per image, chosen from the output
     single = (target is None or isinstance(target, (int, np.integer, str, Contrast, Region, Output))
               or isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim == 0)
     if single:

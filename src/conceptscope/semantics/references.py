@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atlas import crop as cropping
+from ..atlas.state import explained_for
 from ..engine.explanation import pixel_relevance, relevance_from_logits
 from ..engine.targets import resolve_targets
 
@@ -105,7 +106,7 @@ def _relevance_crops(atlas, needed, mode):
         layers = list(dict.fromkeys(layer for sample in samples for layer in needed[sample.index]))
         channels = {layer: [[channel for channel, _ in needed[sample.index].get(layer, ())] for sample in samples]
                     for layer in layers}
-        targets = None if atlas.target != "label" else [sample.label for sample in samples]
+        targets = explained_for(atlas.target, [sample.label for sample in samples])
         found = conditional_heatmaps(atlas.explainer, torch.stack([sample.image for sample in samples]), targets,
                                      channels)
         for layer, (rounds, activations) in found.items():

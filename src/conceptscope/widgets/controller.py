@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engine import CompositionNode, ConceptScore, Contrast, Explainer, Explanation
+from ..engine import CompositionNode, ConceptScore, Contrast, Explainer, Explanation, Output, Region
 from ..engine.arguments import count, is_integer, short
+from ..engine.segments import Segment, predicted_segments
+from ..engine.targets import BACKGROUND, largest_region, peak, resolve_targets, target_class, target_key
 from ..render import picture_of
 from ._arrays import as_image
 
@@ -32,6 +34,7 @@ Path = Sequence[Sequence[Any]]  # [(layer, channel), ...] from a tree's root dow
 ModelInput = torch.Tensor | np.ndarray  # (C, H, W) float, normalised as the model expects
 Picture = np.ndarray | torch.Tensor  # uint8 (H, W, 3)
 Labels = dict[str, dict[int, str | None]]  # {layer: {channel: text}}
+Segments = Callable[[torch.Tensor], Sequence[Segment]]  # model input (C, H, W) -> what a user can pick in it
 
 
 def check_labels(labels: Any, layers: dict[str, int]) -> Labels:
@@ -73,34 +76,46 @@ def check_box(box: Any, shape: tuple[int, int]) -> list[int]:
 @dataclass(frozen=True)
 class Subject:
     """What is explained: the model ``image`` (C, H, W), the ``picture`` shown (uint8 H, W, 3), the
-    ``target`` (a class, a :class:`Contrast` of two, or None: the predicted class) and a ``digest`` of the image for
-    cache keys."""
+    ``target`` (a class, a :class:`Contrast` of two, or None: the predicted class; for a dense output a
+    :class:`Region` or an :class:`Output`), a ``digest`` of the image for cache keys and, for a dense output, the
+    ``segments`` a user can pick (predicted segments or detections)."""
 
     image: torch.Tensor
     picture: np.ndarray
-    target: int | Contrast | None
+    target: int | Contrast | Region | Output | None
     digest: str
+    segments: tuple[Segment, ...] = ()
 
     @property
-    def key(self) -> tuple[str, int | Contrast | None]:
-        return self.digest, self.target
+    def key(self) -> tuple[str, Any]:
+        """The cache key: the image digest and the target (a region by its mask's content)."""
+        return self.digest, target_key(self.target) if isinstance(self.target, Region) else self.target
 
 
 class Controller:
     """An explainer, the input it explains and a cache of results for the views.
 
     ``image`` is the model input (C, H, W, normalised as the model expects); ``picture`` the uint8
-    (H, W, 3) image shown (default: the input rescaled); ``classes`` names the model's classes.
+    (H, W, 3) image shown (default: the input rescaled); ``classes`` names the model's classes (default: the
+    explainer's names, if it has them).
+
+    For a model with a dense output (a segmenter's (B, classes, H, W), a detector's score map) the explained target is
+    a :class:`Region` or an :class:`Output`, and each input has ``segments`` a user can pick: by default the predicted
+    segments (connected components of each predicted non-background class, :func:`predicted_segments`), or what the
+    function ``segments`` (model input → :class:`Segment` list, e.g. a detector's boxes) gives. Without a ``target``
+    the first segment is explained (the largest; a detector's strongest), or where there is none the largest predicted
+    region (a segmenter) or the score map's peak.
     """
 
-    def __init__(self, explainer: Explainer, image: ModelInput, target: int | None = None,
+    def __init__(self, explainer: Explainer, image: ModelInput, target: int | Region | Output | None = None,
                  picture: Picture | None = None, classes: Sequence[str] | None = None, cache_size: int = 256,
-                 labels: Labels | None = None):
+                 labels: Labels | None = None, segments: Segments | None = None):
         if not isinstance(explainer, Explainer):
             raise TypeError(f"explainer must be a conceptscope Explainer; got {type(explainer).__name__}")
         self.explainer = explainer
         if classes is not None and (isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence)):
             raise TypeError(f"classes must be a list of class names; got {type(classes).__name__}")
+        classes = explainer.classes if classes is None else classes  # the explainer's names where it has them
         self.classes = None if classes is None else [str(c) for c in classes]
         self.labels = None if labels is None else check_labels(labels, explainer.layers)
         self._cache: OrderedDict = OrderedDict()
@@ -109,9 +124,15 @@ class Controller:
         self._cache_lock = threading.Lock()
         self._explained: tuple[tuple[str, int | None], Explanation] | None = None  # the last subject's explanation
         self._listeners: list[Callable[[], None]] = []
+        if segments is not None and not callable(segments):
+            raise TypeError(f"segments must be a function of the model input giving a list of Segments (e.g. "
+                            f"conceptscope.world.detection.detection_segments(model)); got {type(segments).__name__}")
+        self._segments = segments
+        logits, _ = explainer.forward(self._tensor(image))
+        #: whether the model's output is dense (B, classes, ...): targets are regions or output elements, not classes
+        self.dense = logits.dim() > 2
         self.subject = self._subject(image, picture, target)
         if self.classes is not None:
-            logits, _ = explainer.forward(self.subject.image)
             if len(self.classes) != logits.shape[1]:
                 raise ValueError(f"classes names {len(self.classes)} classes, but the model has {logits.shape[1]} "
                                  "outputs: give one name per class, in the order of the model's outputs")
@@ -126,40 +147,85 @@ class Controller:
             callback()
 
     # -- the input -------------------------------------------------------------------------------
-    def _subject(self, image: ModelInput, picture: Picture | None, target: int | None) -> Subject:
+    @staticmethod
+    def _tensor(image: ModelInput) -> torch.Tensor:
         tensor = torch.as_tensor(image)
         if tensor.dim() != 3 or not tensor.is_floating_point():
             raise ValueError(f"image must be a float tensor (C, H, W) as the model takes it; got "
                              f"{tensor.dtype} of shape {tuple(tensor.shape)}")
+        return tensor
+
+    def _subject(self, image: ModelInput, picture: Picture | None, target: int | Region | Output | None,
+                 same: Subject | None = None) -> Subject:
+        """The subject of an input and target (``same``: the subject whose input this is, kept with its segments)."""
+        tensor = self._tensor(image)
         picture = picture_of(tensor) if picture is None else as_image(picture)
         if picture.shape[:2] != tuple(tensor.shape[1:]):
             raise ValueError(f"the picture ({picture.shape[0]}x{picture.shape[1]}) must have the model input's size "
                              f"({tensor.shape[1]}x{tensor.shape[2]})")
+        if self.dense and target is not None and not isinstance(target, (Region, Output)):
+            self._check_class(target)
+            target = Region(int(target))  # a class over its whole predicted region
         self._check_target(target)
-        digest = hashlib.blake2b(tensor.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
-        return Subject(tensor, picture, target, digest)
+        if same is None:
+            digest = hashlib.blake2b(tensor.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+            segments = tuple(self._segments_of(tensor)) if self.dense else ()
+        else:  # the same input, another target
+            tensor, picture, digest, segments = same.image, same.picture, same.digest, same.segments
+        if self.dense and target is None:
+            target = segments[0].target if segments else self._default_target(tensor)
+        elif self.dense and not any(target is segment.target for segment in segments):
+            resolve_targets([target], self.explainer.forward(tensor)[0], self.classes)  # a bad mask or index: say so
+        return Subject(tensor, picture, target, digest, segments)
 
-    def _check_target(self, target: int | Contrast | None) -> None:
+    def _segments_of(self, image: torch.Tensor) -> list[Segment]:
+        if self._segments is not None:
+            segments = list(self._segments(image))
+            if not all(isinstance(segment, Segment) for segment in segments):
+                raise TypeError("segments must return a list of conceptscope.engine.segments.Segment")
+            return segments
+        output = self.explainer.forward(image)[0][0]
+        return predicted_segments(output, tuple(image.shape[1:]), self.classes) if output.dim() == 3 else []
+
+    def _default_target(self, image: torch.Tensor) -> Region | Output:
+        """Without segments: a segmenter's largest predicted region, else the peak of the score map."""
+        output = self.explainer.forward(image)[0]
+        return (largest_region if output.dim() == 4 and self._segments is None else peak)(output)[0]
+
+    def _check_target(self, target: int | Contrast | Region | Output | None) -> None:
         if target is None:
             return
+        if isinstance(target, (Region, Output)):
+            if not self.dense:
+                raise ValueError(f"target {target!r} explains part of a dense output (a segmentation map, a "
+                                 "detector's score map); this model's output is class logits: give a class index")
+            return
+        if self.dense:
+            raise ValueError(f"this model's output is dense (e.g. per pixel): give a target that says what to explain "
+                             f"— cs.Region(cls, mask) or cs.Output(index) — or None for the first segment; got "
+                             f"{target!r}")
         if isinstance(target, Contrast):
             if target.a == target.b:
                 raise ValueError(f"a contrast needs two different classes, got {target.a!r} rather than {target.b!r}")
             for index in (target.a, target.b):
                 self._check_target(index)
             return
-        if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
-            raise ValueError(f"target must be a class index, a Contrast of two or None; got {target!r}")
-        if self.classes is not None and not 0 <= target < len(self.classes):
-            raise ValueError(f"target {target} is not a class (0..{len(self.classes) - 1})")
+        self._check_class(target)
 
     def set_input(self, image: ModelInput, picture: Picture | None = None, target: int | None = None) -> None:
         """Explain a new input (target: None for the predicted class)."""
         self._changed(self._subject(image, picture, target))
 
-    def set_target(self, target: int | None, versus: int | None = None) -> None:
+    def set_target(self, target: int | Region | Output | None, versus: int | None = None) -> None:
         """Explain the same input for another class (None: the predicted one), or with ``versus`` for ``target``
-        rather than ``versus`` (a :class:`Contrast` of the logit difference)."""
+        rather than ``versus`` (a :class:`Contrast` of the logit difference). For a dense output a class is explained
+        over its whole predicted region (``Region(target)``); a :class:`Region` or :class:`Output` is taken as it is."""
+        if self.dense and versus is not None:
+            raise ValueError("a contrast of two classes explains class logits; this model's output is dense: explain "
+                             "one region or one detection at a time")
+        if self.dense:
+            self._changed(self._subject(self.subject.image, self.subject.picture, target, self.subject))
+            return
         if versus is not None:
             if target is None:
                 raise ValueError("a contrast needs the class explained: give target as well as versus")
@@ -167,7 +233,29 @@ class Controller:
         self._check_target(target)
         subject = self.subject
         target = None if target is None else target if isinstance(target, Contrast) else int(target)
-        self._changed(Subject(subject.image, subject.picture, target, subject.digest))
+        self._changed(Subject(subject.image, subject.picture, target, subject.digest, subject.segments))
+
+    def _check_class(self, target: Any) -> None:
+        if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+            raise ValueError(f"target must be a class index, a Contrast of two or None; got {target!r} (on a dense "
+                             "output also a Region or an Output)")
+        if self.classes is not None and not 0 <= target < len(self.classes):
+            raise ValueError(f"target {target} is not a class (0..{len(self.classes) - 1})")
+
+    def set_segment(self, index: int) -> None:
+        """Explain segment ``index`` of the input's :attr:`Subject.segments` (a predicted object, a detection)."""
+        segments = self.subject.segments
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(segments):
+            raise IndexError(f"segment {index!r} does not exist: this input has {len(segments)} segment(s)"
+                             + (f"; choose 0..{len(segments) - 1}" if segments else
+                                " (the model predicts no object in it)"))
+        self.set_target(segments[index].target)
+
+    @property
+    def segment(self) -> int:
+        """Index of the explained segment among the input's segments (-1: the target is no segment)."""
+        return next((k for k, segment in enumerate(self.subject.segments) if segment.target is self.subject.target),
+                    -1)
 
     # -- engine queries (called on the worker thread) ----------------------------------------------
     def _follow_model(self) -> None:
@@ -212,6 +300,8 @@ class Controller:
         """The explained ``target`` (and for a contrast the class ``versus``, else -1), the ``predicted`` class, the
         ``k`` most probable classes (``top``: [{index, name, probability}]) and the names of all ``classes``."""
         explanation = self.explanation()
+        if self.dense:
+            return self._dense_predictions(explanation, k)
         probabilities = torch.softmax(explanation.logits.detach().float().cpu(), 0)
         values, indices = probabilities.topk(min(k, probabilities.numel()))
         top = [{"index": int(i), "name": self.class_name(int(i)), "probability": float(p)}
@@ -222,10 +312,27 @@ class Controller:
         return {"target": target.a if contrast else target, "versus": target.b if contrast else -1,
                 "predicted": top[0]["index"], "top": top, "classes": classes}
 
+    def _dense_predictions(self, explanation: Explanation, k: int) -> dict[str, Any]:
+        """For a dense output: the classes by their share of the output's cells where they are predicted (the
+        argmax), the explained target's class, and the non-background class predicted on the most cells."""
+        logits = explanation.logits.detach().float().cpu()
+        shares = torch.bincount(logits.argmax(0).flatten(), minlength=logits.shape[0]).double() / logits[0].numel()
+        values, indices = shares.topk(min(k, len(shares)))
+        top = [{"index": int(i), "name": self.class_name(int(i)), "probability": float(p)}
+               for p, i in zip(values, indices)]
+        objects = shares.clone()
+        objects[BACKGROUND] = -1
+        return {"target": target_class(explanation.target), "versus": -1, "predicted": int(objects.argmax()),
+                "top": top, "classes": [self.class_name(i) for i in range(len(shares))]}
+
     def default_layer(self) -> str:
-        """The last recorded layer with spatial output (the last convolution), else the last layer."""
+        """The last recorded layer with spatial output (the last convolution), else the last layer. For a dense
+        output, the last such layer the explained relevance flows through, short of the one that makes the output
+        (whose channels are the classes themselves, not concepts)."""
         explanation = self.explanation()
         spatial = [name for name in explanation.layers if explanation.activations[name].dim() == 3]
+        if self.dense:
+            spatial = [name for name in spatial if name in explanation.relevances][:-1] or spatial
         return (spatial or explanation.layers)[-1]
 
     def region_mask(self, box: Box | None, subject: Subject | None = None) -> np.ndarray | None:

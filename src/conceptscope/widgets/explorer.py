@@ -10,11 +10,12 @@ import numpy as np
 
 from .. import plot
 from ..atlas import identity
-from ..engine.targets import initial_relevance
+from ..engine.segments import segment_at
+from ..engine.targets import Output, Region, initial_relevance, target_class
 from ..errors import AtlasMismatchError
 from ._worker import Worker
 from .concepts import ConceptList
-from .controller import Controller, ModelInput, Picture
+from .controller import Controller, ModelInput, Picture, Segments
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
 from .semantic_search import SemanticSearch
@@ -51,6 +52,13 @@ class Explorer(ipywidgets.VBox):
     in the concept list, the tree, the gallery, the heatmap's caption and the figures; the others say "unlabelled".
     ``scale`` enlarges every view (e.g. 1.5 for a projector); the row of views wraps in a narrow column.
 
+    On a segmenter or a detector (a dense output) the explained target is one predicted segment or detection (see
+    :class:`Controller`; ``segments=`` gives a detector's boxes, e.g.
+    :func:`conceptscope.world.detection.detection_segments`): the target view lists them, and a click on one there or
+    on it in the heatmap explains it alone — a segment is one connected component of a predicted class, explained by
+    the class's output summed over it (``Region(cls, its mask)``); a detection by its score (an ``Output``). The
+    class bars explain a class over its whole predicted region. Concepts, tree and gallery then follow that target.
+
     All views share one :class:`Controller` (input, target, cached results) and one worker thread.
     Attributes: ``controller``, ``target``, ``heatmap``, ``concepts``, ``tree``, ``gallery`` (None
     without an atlas), ``search`` (None without a lens).
@@ -60,7 +68,7 @@ class Explorer(ipywidgets.VBox):
                  target: int | None = None, classes: Sequence[str] | None = None, picture: Picture | None = None,
                  layer: str | None = None, k: int = 8, lens: SemanticLens | None = None,
                  vocabulary: Sequence[str] | None = None, labels: dict | None = None, scale: float = 1.0,
-                 **kwargs: Any):
+                 segments: Segments | None = None, **kwargs: Any):
         if lens is not None and atlas is not None and lens.atlas is not atlas \
                 and lens.atlas.manifest["identity"] != atlas.manifest["identity"]:
             raise AtlasMismatchError(f"the lens was made from the atlas at {lens.atlas.path}, which was built for "
@@ -73,7 +81,8 @@ class Explorer(ipywidgets.VBox):
         self.search = None if lens is None else SemanticSearch(lens, vocabulary=vocabulary, worker=worker)
         if labels is None and self.search is not None and self.search.vocabulary:
             labels = _concept_names(self.search.labels_for(self.search.vocabulary))  # kept for the search's hits
-        self.controller = controller = Controller(explainer, image, target, picture, classes, labels=labels)
+        self.controller = controller = Controller(explainer, image, target, picture, classes, labels=labels,
+                                                  segments=segments)
         if atlas is not None:  # its references must be of this explainer's model and composite
             identity.check_identity(atlas.path, atlas.manifest["identity"], identity.of(explainer))
         self._path: list[list[Any]] = []  # the concept path whose heatmap is shown
@@ -87,6 +96,7 @@ class Explorer(ipywidgets.VBox):
         self.concepts.on("select", self.select)
         self.tree.on("select", self._show)
         self.heatmap.on("region", self.concepts.set_region)
+        self.heatmap.on("pixel", self._pixel)
         if self.gallery is not None:
             self.gallery.on("pick", self.load)
         if self.search is not None:
@@ -122,10 +132,22 @@ class Explorer(ipywidgets.VBox):
             self.heatmap.region = []  # a region drawn on the old image means nothing on the new one
             self.controller.set_input(sample.image, sample.picture)
 
-    def set_target(self, target: int | None, versus: int | None = None) -> None:
-        """Explain the class ``target`` (None: the predicted class), or ``target`` rather than ``versus``."""
+    def set_target(self, target: int | Region | Output | None, versus: int | None = None) -> None:
+        """Explain the class ``target`` (None: the predicted class), or ``target`` rather than ``versus``; on a dense
+        output also a :class:`Region` or an :class:`Output`."""
         with self._worker.lock:
             self.controller.set_target(target, versus)
+
+    def select_segment(self, index: int) -> None:
+        """Explain segment ``index`` of the input's predicted segments or detections (``target.segments``)."""
+        with self._worker.lock:
+            self.controller.set_segment(index)
+
+    def _pixel(self, x: int, y: int) -> None:
+        """A click on the heatmap: on a dense output, explain the segment (or detection) under it, if any."""
+        index = segment_at(self.controller.subject.segments, x, y)
+        if index is not None and index != self.controller.segment:
+            self.controller.set_segment(index)
 
     def _full_heatmap(self) -> np.ndarray:
         return self.controller.explanation().heatmap.detach().float().cpu().numpy()
@@ -178,8 +200,9 @@ class Explorer(ipywidgets.VBox):
         figure = plt.figure(figsize=(12, 10), layout="constrained")
         top, middle, bottom = figure.subfigures(3, 1, height_ratios=[1.3, 0.8, 1.2])
         axes = top.subplots(1, 3, width_ratios=[1, 1, 1.3])
-        plot.heatmap(picture, self._full_heatmap(), axes[0], title=f"explaining {self.target.classes[target]!r}"
-                     if isinstance(target, int) and self.target.classes else "relevance of the target", logit=logit)
+        explained = target_class(target) if isinstance(target, (int, Region, Output)) else None
+        plot.heatmap(picture, self._full_heatmap(), axes[0], title=f"explaining {self.target.classes[explained]!r}"
+                     if explained is not None and self.target.classes else "relevance of the target", logit=logit)
         if self._path:
             names = " → ".join(plot.concept_name(layer, channel, labels) for layer, channel in self._path)
             plot.heatmap(picture, controller.path_heatmap(self._path), axes[1], title=names)

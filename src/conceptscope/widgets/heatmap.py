@@ -26,12 +26,13 @@ def colorbar_png(colormap: str) -> bytes:
 class HeatmapView(RequestWidget):
     """Show ``image`` (uint8 H x W x 3) with ``relevance`` (float H x W) overlaid as a heatmap.
 
-    The colormap is diverging and centred at zero (symmetric max-abs scaling); ``opacity`` and
-    ``colormap`` are synced both ways with the view's controls. Clicking a pixel asks Python
-    for its relevance in the map shown; dragging a box sets ``region`` ([x0, y0, x1, y1] in image
-    pixels, end exclusive; [] for none) and calls the ``on("region", callback)`` callbacks with it
-    on every change. :meth:`set_concept` adds a concept's conditional heatmap, and ``show``
-    ("heatmap" or "concept", toggled in the view) picks the map drawn.
+    The colormap is diverging and centred at zero (symmetric max-abs scaling); ``opacity`` and ``colormap`` are
+    synced both ways with the view's controls. Clicking a pixel asks Python for its relevance in the map shown (and
+    calls the ``on("pixel", callback)`` callbacks with x, y — not when the view asks again for the marked pixel
+    after the map changed, to refresh its readout); dragging a box sets ``region`` ([x0, y0, x1, y1] in image
+    pixels, end exclusive; [] for none) and calls the ``on("region", callback)`` callbacks with it on every change.
+    :meth:`set_concept` adds a concept's conditional heatmap, and ``show`` ("heatmap" or "concept", toggled in the
+    view) picks the map drawn.
     """
 
     _view = "heatmap"
@@ -63,6 +64,7 @@ class HeatmapView(RequestWidget):
         if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
             raise ValueError(f"opacity must be a number in [0, 1]; got {opacity!r}")
         self._shape = img.shape[:2]
+        self._asked: tuple[int, int, bool] | None = None  # the last pixel asked for, and whether the map changed since
         super().__init__(image_png=encode_png(img), relevance=rel, colormap=colormap, opacity=float(opacity),
                          colorbar_png=colorbar_png(colormap), **kwargs)
 
@@ -113,6 +115,11 @@ class HeatmapView(RequestWidget):
             else self.relevance
         return float(shown[y, x])
 
+    @traitlets.observe("heatmap_png")
+    def _map_changed(self, _change: dict) -> None:
+        if self._asked is not None:
+            self._asked = (*self._asked[:2], True)  # the next request for that pixel refreshes its readout
+
     @traitlets.observe("relevance")
     def _encode_heatmap(self, change: dict) -> None:
         with self._lock, self.hold_sync():
@@ -161,7 +168,12 @@ class HeatmapView(RequestWidget):
         height, width = self._shape
         if not (0 <= x < width and 0 <= y < height):
             raise ProtocolError(f"pixel ({x}, {y}) is outside the {width}x{height} image")
-        return {"type": "pixel_result", "x": x, "y": y, "value": self.relevance_at(x, y)}
+        value = self.relevance_at(x, y)
+        # the view asks again for the marked pixel whenever the map changes, to refresh its readout: no click
+        refresh, self._asked = self._asked == (x, y, True), (x, y, False)
+        if not refresh:
+            self._emit("pixel", x, y)
+        return {"type": "pixel_result", "x": x, "y": y, "value": value}
 
     @request("region", box=list)
     def _on_region(self, box: list) -> dict:

@@ -1,4 +1,5 @@
-"""TargetView: the prediction's top classes and a selector of the class to explain."""
+"""TargetView: the prediction's top classes and a selector of the class to explain; for a dense output (a segmenter,
+a detector) also the predicted segments or detections, one of which is explained."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class TargetView(RequestWidget):
     (a bar or the dropdown) explains the input for that class, and choosing a class in "rather than"
     (``versus``) explains the target rather than that class (the difference of the two logits).
 
+    For a dense output the bars are the classes' shares of the predicted pixels and a class explains its whole
+    predicted region; ``segments`` lists the input's predicted segments (or detections) and choosing one (the list, or
+    :meth:`select_segment`) explains it alone; ``segment`` is the explained one (-1: none).
+
     Give ``explainer`` and ``image`` (a model input, C x H x W), or the ``controller`` of an explorer.
     """
 
@@ -32,6 +37,9 @@ class TargetView(RequestWidget):
     versus = traitlets.Int(-1, help="The class the target is contrasted with (-1: none).").tag(sync=True)
     predicted = traitlets.Int(-1, help="The predicted class.").tag(sync=True)
     k = Count(5, help="How many top classes are shown.").tag(sync=True)
+    segments = traitlets.List(traitlets.Dict(), help="[{index, name, cls, box, score}] of the input's predicted "
+                              "segments or detections (dense outputs only).").tag(sync=True)
+    segment = traitlets.Int(-1, help="The explained segment (-1: none).").tag(sync=True)
 
     def __init__(self, explainer: Explainer | None = None, image: ModelInput | None = None, *,
                  target: int | None = None, k: int = 5, picture: Picture | None = None,
@@ -55,8 +63,11 @@ class TargetView(RequestWidget):
 
     def _state(self) -> dict[str, Any]:
         found = self.controller.predictions(self.k)
+        subject = self.controller.subject
         return {"classes": found["classes"], "predictions": found["top"], "target": found["target"],
-                "versus": found["versus"], "predicted": found["predicted"]}
+                "versus": found["versus"], "predicted": found["predicted"],
+                "segments": [segment.to_dict(k) for k, segment in enumerate(subject.segments)],
+                "segment": self.controller.segment}
 
     def _check_class(self, index: int, what: str) -> None:
         if not 0 <= index < len(self.classes):
@@ -65,8 +76,20 @@ class TargetView(RequestWidget):
     @request("target", target=int)
     def _on_target(self, target: int) -> dict[str, Any]:
         self._check_class(target, "target")
-        self.controller.set_target(None if target == self.predicted else target)
+        self.controller.set_target(target if self.controller.dense or target != self.predicted else None)
         return {"type": "target_set", "target": target}
+
+    def select_segment(self, index: int) -> None:
+        """Explain segment ``index`` of :attr:`segments` (what a click on it, or on it in the heatmap, does)."""
+        self.controller.set_segment(index)
+
+    @request("segment", index=int)
+    def _on_segment(self, index: int) -> dict[str, Any]:
+        try:
+            self.select_segment(index)
+        except IndexError as exc:
+            raise ProtocolError(str(exc)) from None
+        return {"type": "segment_set", "index": index}
 
     @request("contrast", target=int, versus=int)
     def _on_contrast(self, target: int, versus: int) -> dict[str, Any]:
@@ -75,6 +98,8 @@ class TargetView(RequestWidget):
         if versus == -1:
             return self._on_target(target)
         self._check_class(versus, "versus")
+        if self.controller.dense:
+            raise ProtocolError("a contrast of two classes explains class logits, not a region of a dense output")
         if versus == target:
             raise ProtocolError(f"a contrast needs two different classes, got {target} rather than {versus}")
         self.controller.set_target(target, versus)

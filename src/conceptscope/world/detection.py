@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torchvision.ops import batched_nms, box_iou
 
 from ..engine import Output
+from ..engine.segments import Segment
 from .dataset import normalize
 from .rules import evidence
 
@@ -132,3 +133,26 @@ def average_precisions(detections: list[dict], truths: list[tuple], num_classes:
 def mean_average_precision(detections, truths, num_classes, iou=0.5) -> float:
     """mAP at IoU ``iou``: the mean of :func:`average_precisions` over the classes with true boxes."""
     return float(np.nanmean(average_precisions(detections, truths, num_classes, iou)))
+
+
+def detection_segments(model, classes=None, **kwargs):
+    """What the explorer lets a user pick on a detector (``cs.explore(xp, image, segments=detection_segments(model,
+    world.classes))``): a function of a model input (C, H, W) giving its decoded detections (:func:`decode` with
+    ``kwargs``), strongest first, as :class:`~conceptscope.engine.segments.Segment` boxes, each explained by its score
+    (:func:`detection_output`)."""
+
+    def segments(image: torch.Tensor) -> list[Segment]:
+        with torch.no_grad():
+            found = decode(*model(image[None]), stride=model.stride, **kwargs)[0]
+        height, width = image.shape[1:]
+        picked = []
+        for k in range(len(found["scores"])):
+            x0, y0, x1, y1 = found["boxes"][k].tolist()
+            box = (max(0, int(x0)), max(0, int(y0)), min(width, max(int(x0) + 1, round(x1))),
+                   min(height, max(int(y0) + 1, round(y1))))
+            cls = int(found["labels"][k])
+            name = classes[cls] if classes is not None else f"class {cls}"
+            picked.append(Segment(name, cls, detection_output(found, k), box, None, float(found["scores"][k])))
+        return picked
+
+    return segments
