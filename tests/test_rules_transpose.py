@@ -50,15 +50,21 @@ GAMMA_MODULES = [
 ]
 
 
-@pytest.mark.parametrize("gamma,zero_params", [(0.25, None), (0.05, None), (1.0, ["bias"])])
+def _shifted(denominator):
+    return denominator + 0.1 * torch.where(denominator >= 0, 1.0, -1.0)
+
+
+@pytest.mark.parametrize("gamma,zero_params,stabilizer", [(0.25, None, 1e-6), (0.05, None, 1e-6), (1.0, ["bias"], 1e-6),
+                                                          (0.25, None, _shifted)])
 @pytest.mark.parametrize("name,make,shape", GAMMA_MODULES, ids=[m[0] for m in GAMMA_MODULES])
-def test_two_term_gamma_equals_zennit_s_gamma_hook(name, make, shape, gamma, zero_params):
-    """GammaRule's two products give what zennit's four-product Gamma hook gives, inputs and biases of both signs."""
+def test_two_term_gamma_equals_zennit_s_gamma_hook(name, make, shape, gamma, zero_params, stabilizer):
+    """GammaRule's two products give what zennit's four-product Gamma hook gives, inputs and biases of both signs,
+    with the rule's own stabiliser (a number or a function)."""
     torch.manual_seed(0)
     module = make().double()
     if module.bias is not None:
         module.bias.data.normal_()
-    rule = Gamma(gamma, zero_params=zero_params)
+    rule = Gamma(gamma, stabilizer=stabilizer, zero_params=zero_params)
     linearized = linearize(rule, module)
     assert isinstance(linearized, GammaRule) and linearized.gamma == pytest.approx(gamma)
     x = torch.randn(shape, dtype=torch.float64)

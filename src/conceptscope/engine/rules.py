@@ -209,13 +209,14 @@ class GammaRule(LinearizedRule):
 
     zennit sums four products: ``x+`` and ``x-`` through ``W1 = W + gamma W+`` and ``W2 = W + gamma W-``, scaled by
     ``b+`` (outputs z > 0) or ``b-`` (z < 0). Since ``W1 + W2 = (2 + gamma) W`` and ``W1 - W2 = gamma |W|``, the
-    same relevance is ``x * W^T(c1 g) + |x| * |W|^T(c2 g)`` with ``c1 = (1 + gamma/2)(b+ + b-)`` and
-    ``c2 = gamma/2 (b+ - b-)``; the denominators need one extra pass ``|W| |x|`` (``W x`` is the output less its
+    same relevance is ``x * W^T(c1 g) + |x| * |W|^T(c2 g)`` with ``c1 = (1 + gamma/2) / d`` and
+    ``c2 = gamma/2 sign(z) / d``, where ``d`` is the stabilised denominator of the output's sign, ``(1 + gamma/2) W x
+    + gamma/2 sign(z) |W| |x|`` plus that sign's bias: one extra pass ``|W| |x|`` (``W x`` is the output less its
     bias). Half the transposed convolutions per backward pass, a quarter of the modified forward passes; equal to
-    zennit's up to rounding. ``b+`` and ``b-`` still come from the rule's own gradient mapper (its stabiliser)."""
+    zennit's up to rounding, with the rule's own stabiliser."""
 
-    def __init__(self, hook, module, gamma, biases):
-        self.hook, self.gamma = hook, gamma
+    def __init__(self, hook, module, gamma, stabilizer, biases):
+        self.hook, self.gamma, self.stabilizer = hook, gamma, stabilizer
         weight = module.weight.detach()
         self.modified = [_with_weight(module, weight), _with_weight(module, weight.abs())]
         self.bias = None if module.bias is None else module.bias.detach()
@@ -225,9 +226,13 @@ class GammaRule(LinearizedRule):
     @classmethod
     def of(cls, hook, module):
         """The two-term form of ``hook`` on ``module``, or None where it does not apply: another rule, another
-        module type, or parameter modifiers other than Gamma's (checked on the module's own parameters)."""
+        module type, parameter modifiers other than Gamma's (checked on the module's own parameters) or a gradient
+        mapper whose stabiliser cannot be read off."""
         if type(hook) is not Gamma or type(module) not in _AFFINE or (
                 type(module) in _CONVS and (isinstance(module.padding, str) or module.padding_mode != "zeros")):
+            return None
+        cells = [cell.cell_contents for cell in hook.gradient_mapper.__closure__ or ()]
+        if len(cells) != 1 or not callable(cells[0]):
             return None
         weight = module.weight.detach()
         modified = [LinearizedRule._modified_module(param_mod, module) for param_mod in hook.param_modifiers[:4]]
@@ -238,24 +243,25 @@ class GammaRule(LinearizedRule):
             return None
         if any(modified[k].bias is not None and bool(modified[k].bias.any()) for k in (1, 3)):
             return None
-        return cls(hook, module, gamma, tuple(None if modified[k].bias is None else modified[k].bias.detach()
-                                              for k in (0, 2)))
+        return cls(hook, module, gamma, cells[0], tuple(None if modified[k].bias is None else modified[k].bias.detach()
+                                                        for k in (0, 2)))
 
     def coefficients(self, input, output):
         """``[(0, x, c1), (1, |x|, c2)]`` for this forward pass (a term whose input is all zero is left out)."""
-        module, gamma = self.modified[0], self.gamma
+        module, half = self.modified[0], self.gamma / 2
         with torch.no_grad():
             absolute = self.modified[1].forward(input.abs())
             product = output if self.bias is None else output - _broadcast(module, self.bias, output)
-            denominators = [product + gamma / 2 * (product + absolute), product + gamma / 2 * (product - absolute)]
-            denominators = [d if b is None else d + _broadcast(module, b, output)
-                            for d, b in zip(denominators, self.biases)]
-            zero = torch.zeros_like(output)
-            scales = self.hook.gradient_mapper(output.new_ones(()).expand_as(output),
-                                               [denominators[0], zero, denominators[1], zero, output])
-            positive, negative = scales[0], scales[2]
-            terms = [(0, input, (1 + gamma / 2) * (positive + negative)),
-                     (1, input.abs(), gamma / 2 * (positive - negative))]
+            sign = output.sign()
+            denominator = (1 + half) * product + half * sign * absolute
+            positive, negative = self.biases
+            if positive is not None or negative is not None:
+                zero = output.new_zeros(())
+                denominator = denominator + torch.where(
+                    output > 0, zero if positive is None else _broadcast(module, positive, output),
+                    zero if negative is None else _broadcast(module, negative, output))
+            inverse = (output != 0) / self.stabilizer(denominator)
+            terms = [(0, input, (1 + half) * inverse), (1, input.abs(), half * sign * inverse)]
             return [(k, channels_last(a), channels_last(c)) for k, a, c in terms if bool(a.any())]
 
 
