@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from scipy import ndimage
 
 import conceptscope as cs
-from conceptscope.engine.segments import predicted_segments, segment_at
+from conceptscope.engine.segments import MIN_PIXELS, predicted_segments, segment_at
 from conceptscope.widgets import explore
 from conceptscope.world.detection import detect, detection_output, detection_segments
 from conceptscope.world.segmentation import segment_classes
@@ -84,9 +85,26 @@ def test_segments_are_the_connected_components_of_the_predicted_classes(segmente
         x0, y0, x1, y1 = segment.box
         assert segment.mask[y0:y1, x0:x1].sum() == segment.mask.sum()
         assert segment_at(found, *inside(segment.mask)) == found.index(segment)
-    np.testing.assert_array_equal(union, predicted != 0)
+    kept = np.zeros((64, 64), bool)  # the predicted objects, the noise pieces under MIN_PIXELS left out
+    for cls in range(1, 8):
+        components, count = ndimage.label(predicted == cls, structure=np.ones((3, 3)))
+        for label in range(1, count + 1):
+            if (components == label).sum() >= MIN_PIXELS:
+                kept |= components == label
+    np.testing.assert_array_equal(union, kept)
     assert [s.score for s in found] == sorted((s.score for s in found), reverse=True)
     assert segment_at(found, *inside(predicted == 0)) is None
+
+
+def test_noise_pieces_are_not_segments():
+    """A 3x3 square of class 2 is a segment, a 2-pixel piece of class 1 (diagonal: one 8-connected piece) is not."""
+    predicted = np.zeros((16, 16), int)
+    predicted[2:5, 2:5] = 2
+    predicted[10, 10] = predicted[11, 11] = 1
+    found = predicted_segments(torch.from_numpy(np.eye(3)[predicted].transpose(2, 0, 1)), (16, 16))
+    assert [(s.cls, s.box) for s in found] == [(2, (2, 2, 5, 5))]
+    assert len(predicted_segments(torch.from_numpy(np.eye(3)[predicted].transpose(2, 0, 1)), (16, 16),
+                                  min_pixels=1)) == 2
 
 
 def test_a_click_on_a_segment_explains_it_and_concepts_follow(xp, data, index, classes):

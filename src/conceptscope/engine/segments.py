@@ -46,11 +46,15 @@ class Segment:
         return {"index": index, "name": self.name, "cls": self.cls, "box": list(self.box), "score": self.score}
 
 
-def predicted_segments(output: torch.Tensor, size: tuple[int, int], classes: Sequence[str] | None = None) -> list[
-        Segment]:
-    """The segments of one image's dense output (classes, H, W): each connected component (8-neighbourhood) of the
-    pixels predicted as one non-background class, largest first, on the input's grid ``size`` (H, W); each is explained
-    by ``Region(cls, its mask)`` — the class's output summed over that object alone."""
+#: connected components smaller than this many input pixels are prediction noise, not objects to pick
+MIN_PIXELS = 8
+
+
+def predicted_segments(output: torch.Tensor, size: tuple[int, int], classes: Sequence[str] | None = None,
+                       min_pixels: int = MIN_PIXELS) -> list[Segment]:
+    """The segments of one image's dense output (classes, H, W): each connected component (8-neighbourhood) of at
+    least ``min_pixels`` pixels predicted as one non-background class, largest first, on the input's grid ``size``
+    (H, W); each is explained by ``Region(cls, its mask)`` — the class's output summed over that object alone."""
     if output.dim() != 3:
         raise ValueError(f"predicted segments need one image's dense output (classes, H, W), got shape "
                          f"{tuple(output.shape)}")
@@ -65,6 +69,8 @@ def predicted_segments(output: torch.Tensor, size: tuple[int, int], classes: Seq
         components, count = ndimage.label(predicted == cls, structure=np.ones((3, 3)))
         for label in range(1, count + 1):
             mask = components == label
+            if mask.sum() < min_pixels:
+                continue
             ys, xs = np.nonzero(mask)
             name = classes[cls] if classes is not None else f"class {cls}"
             box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
