@@ -984,4 +984,4 @@ def test_the_snapshot_embeds_any_text_as_data(xp, image, tmp_path, label):
     page = save_html(view, tmp_path / "s.html").read_text(encoding="utf-8")
     data = page.split('<script type="application/json" id="cs-snapshot">', 1)[1].split("</script>", 1)[0]
     assert "<" not in data
-    assert json.loads(data)["state"]["classes"][0] == label
+    assert json.loads(data)["layout"]["state"]["classes"][0] == label

@@ -199,9 +199,11 @@ def test_save_html_writes_a_standalone_snapshot(ex, tmp_path):
     assert text.split('<script type="module">')[1].count("</script") == 1  # the bundle cannot end its script early
     data = json.loads(re.search(r'<script type="application/json" id="cs-snapshot">(.*?)</script>', text, re.S)
                       .group(1).replace("<\\/", "</"))
-    assert data == json.loads(json.dumps(layout(ex)))
+    assert data == {"layout": json.loads(json.dumps(layout(ex)))}
+    data = data["layout"]
     assert data["box"] == "column" and [c.get("view") for c in data["children"]] == ["target", None, "tree"]
     heatmap = data["children"][1]["children"][0]
+    assert (heatmap["id"], heatmap["local"]) == (1, ["opacity", "overlay", "show"])
     assert heatmap["view"] == "heatmap"
     assert base64.b64decode(heatmap["state"]["concept_png"]["$bytes"]) == ex.heatmap.concept_png
     assert heatmap["state"]["concept_label"] == ex.heatmap.concept_label

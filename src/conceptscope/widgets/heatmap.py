@@ -39,6 +39,7 @@ class HeatmapView(RequestWidget):
 
     _view = "heatmap"
     _view_sets = frozenset({"show", "opacity", "colormap", "region", "overlay"})
+    _view_local = frozenset({"show", "opacity", "overlay"})
 
     image_png = traitlets.Bytes(help="The image as PNG bytes (sent as a binary buffer).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="The colormapped relevance as RGBA PNG bytes.").tag(sync=True)
