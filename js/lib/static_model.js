@@ -147,8 +147,10 @@ export function createSession(precomputed, values = []) {
 
 /**
  * The model of a view in a static snapshot over `state` (already decoded). Its requests are answered by `session`
- * (createSession) as view `id`; the traits in `local` (e.g. the heatmap's opacity) are the view's to change, any
- * other change the view makes is undone with a not-precomputed error (nothing here could compute what follows it).
+ * (createSession) as view `id`; after a refused one, the traits named by its fields (e.g. `target`) announce a change,
+ * so that the view's controls show the state again. The traits in `local` (e.g. the heatmap's opacity) are the view's
+ * to change; any other change the view makes is undone with a not-precomputed error (nothing here could compute
+ * what follows it).
  * @param {Record<string, any>} state
  * @param {{ session?: any, id?: number, local?: string[] }} [options]
  */
@@ -156,7 +158,11 @@ export function createStaticModel(state, { session = null, id = -1, local = [] }
   const changed = new Map(); // trait -> its value before the view changed it
   const model = createModel(state, (msg, emit) => {
     const reply = session ? session.answer(id, msg) : { type: "error", id: msg.id, message: NOT_PRECOMPUTED };
-    setTimeout(() => emit("msg:custom", reply, []), 0);
+    setTimeout(() => {
+      emit("msg:custom", reply, []);
+      // refused: the controls that asked for another class or layer show the model's again
+      if (reply.type === "error") for (const key of Object.keys(msg)) if (key !== "id" && key !== "type" && model.get(key) !== undefined) emit(`change:${key}`);
+    }, 0);
   });
   const set = model.set;
   return Object.assign(model, {

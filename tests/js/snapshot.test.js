@@ -31,6 +31,10 @@ describe("createStaticModel", () => {
     model.send({ type: "select", id: "v:1" });
     await flush();
     expect(seen).toEqual(["concept", { type: "error", id: "v:1", message: NOT_PRECOMPUTED }]);
+    seen.length = 0;
+    model.send({ type: "show", id: "v:2", show: "heatmap" }); // a refused request naming a trait: it is shown again
+    await flush();
+    expect(seen).toEqual([{ type: "error", id: "v:2", message: NOT_PRECOMPUTED }, "concept"]);
     expect(NOT_PRECOMPUTED).toContain("save_html(..., precompute=...)");
   });
 });
