@@ -247,6 +247,10 @@ def test_figure_shows_what_the_explorer_shows(ex, xp, data, tmp_path):
     assert tree_texts[0] == f"a named concept ({LAYER} #{channel})" and len(tree_texts) > 1
     figure.savefig(tmp_path / "explorer.pdf")
     assert (tmp_path / "explorer.pdf").stat().st_size > 10_000
+    ex.heatmap.overlay = "contour"  # the figure draws the heatmaps as the view does
+    heatmap_ax, concept_ax = ex.figure().subfigs[0].axes[:2]
+    np.testing.assert_array_equal(heatmap_ax.images[0].get_array(), data.raw_image(3))
+    assert len(heatmap_ax.collections) == 1 and len(concept_ax.collections) == 1
 
 
 def test_labels_name_concepts_in_every_view(xp, data, atlas):

@@ -179,3 +179,20 @@ def test_the_heatmap_displays_side_by_side_and_contour(browser, lecture, artifac
         page.screenshot(path=artifacts / "snapshot_contour.png")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("scheme, background", [("dark", "rgb(33, 33, 33)"), ("light", "rgb(255, 255, 255)")])
+def test_an_auto_theme_snapshot_follows_the_readers_preference(browser, tmp_path, scheme, background):
+    view = HeatmapView(np.zeros((8, 8, 3), np.uint8), np.eye(8))
+    path = save_html(view, tmp_path / "auto.html", theme="auto")
+    context = browser.new_context(offline=True, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.goto(path.as_uri())
+        page.wait_for_function("() => document.querySelector('.cs-heatmap .cs-canvas').dataset.frame !== '0'",
+                               timeout=15_000)
+        assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == background
+        caption = page.evaluate("() => getComputedStyle(document.querySelector('.cs-heatmap .cs-caption')).color")
+        assert caption == ("rgba(255, 255, 255, 0.54)" if scheme == "dark" else "rgba(0, 0, 0, 0.54)")
+    finally:
+        context.close()

@@ -184,11 +184,14 @@ class Explorer(ipywidgets.VBox):
         figure = plt.figure(figsize=(12, 10), layout="constrained")
         top, middle, bottom = figure.subfigures(3, 1, height_ratios=[1.3, 0.8, 1.2])
         axes = top.subplots(1, 3, width_ratios=[1, 1, 1.3])
+        drawn = {"cmap": self.heatmap.colormap, "overlay": self.heatmap.overlay,  # as the heatmap view draws it
+                 "contour_percent": self.heatmap.contour_percent}
         plot.heatmap(picture, self._full_heatmap(), axes[0], title=f"explaining {self.target.classes[target]!r}"
-                     if isinstance(target, int) and self.target.classes else "relevance of the target", logit=logit)
+                     if isinstance(target, int) and self.target.classes else "relevance of the target", logit=logit,
+                     **drawn)
         if self._path:
             names = " → ".join(plot.concept_name(layer, channel, labels) for layer, channel in self._path)
-            plot.heatmap(picture, controller.path_heatmap(self._path), axes[1], title=names)
+            plot.heatmap(picture, controller.path_heatmap(self._path), axes[1], title=names, **drawn)
         else:
             plot.message("no concept selected", axes[1])
         scores = controller.top_concepts(self.concepts.layer, self.concepts.k, self.concepts.region or None)
