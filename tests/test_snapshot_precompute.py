@@ -13,7 +13,7 @@ import pytest
 
 from conceptscope.atlas import Atlas
 from conceptscope.render import contour_png, decode_png, heatmap_png
-from conceptscope.widgets import _bundle, explore, save_html
+from conceptscope.widgets import Precompute, _bundle, explore, save_html
 from conceptscope.widgets.precompute import VIEWS, fields_json, view_state
 from conceptscope.widgets.snapshot import _encode
 
@@ -218,3 +218,26 @@ def test_precompute_needs_an_explorer(saved, tmp_path):
     with pytest.raises(TypeError, match="precompute= needs an Explorer .* got a HeatmapView"):
         save_html(saved[0].heatmap, tmp_path / "h.html", precompute={})
     assert not (tmp_path / "h.html").exists()
+
+
+def test_a_deep_concept_path_shown_now_is_where_the_page_starts(xp, data, tmp_path):
+    ex = explore(xp, data[0][0], k=2)  # no atlas: no gallery
+    assert ex.wait(60)
+    root = ex.concepts.concepts[1]["channel"]
+    ex.concepts._on_message(ex.concepts, {"type": "select", "id": 1, "layer": LAYER, "channel": root}, [])
+    assert ex.wait(60)
+    ex.tree._on_message(ex.tree, {"type": "expand", "id": 2, "path": ex.tree.tree["children"][3]["path"]}, [])
+    assert ex.wait(60)
+    shown = ex.path
+    page_json = page_data(ex.save_html(tmp_path / "deep.html", precompute=Precompute(tree_depth=0)))
+    assert ex.path == shown and len(shown) == 2
+    page = Page(page_json)
+    table = page_json["precomputed"]
+    assert sum("|select|" in key for key in table["requests"]) == 2  # concepts=None: the list's k
+    start = table["states"][table["start"]]
+    heatmap = table["views"][start[1]]
+    assert base64.b64decode(page.values[heatmap["concept_png"]]["$bytes"]) == ex.heatmap.concept_png
+    assert page.values[heatmap["concept_label"]] == ex.heatmap.concept_label
+    # the tree's root is a click away and shows the root alone
+    assert page.click(3, "expand", path=[[LAYER, root]]) == {"type": "done", "request": "tree"}  # ids: no gallery
+    assert page.value(1, "concept_label") == f"{LAYER} #{root}"

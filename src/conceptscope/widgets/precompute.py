@@ -47,13 +47,13 @@ def fields_json(fields_: Mapping[str, Any]) -> str:
 class Precompute:
     """What a snapshot of an explorer answers without a kernel: switching to each of ``classes`` (indices or names;
     default: the class explained now) and each of ``layers`` (default: the concept list's layer), clicking each of the
-    top ``concepts`` of each class and layer (their conditional heatmaps, references and composition trees) and the
-    nodes of their trees ``tree_depth`` levels deep (0: the root only). The class and layer shown now are always
-    included."""
+    top ``concepts`` of each class and layer (default: all the concept list shows; their conditional heatmaps,
+    references and composition trees) and the nodes of their trees ``tree_depth`` levels deep (0: the root only). The
+    class and layer shown now are always included."""
 
     classes: Sequence[int | str] | None = None
     layers: Sequence[str] | None = None
-    concepts: int = 8
+    concepts: int | None = None
     tree_depth: int = 1
 
     @classmethod
@@ -92,7 +92,7 @@ def plan(explorer: Explorer, spec: Precompute | Mapping[str, Any]) -> Plan:
     classes = [shown] + [(_class_index(c, names), -1) for c in _listed(spec.classes, "classes")]
     layers = [explorer.concepts.layer] + [_layer(layer, explorer.concepts.layers) for layer in
                                           _listed(spec.layers, "layers")]
-    concepts = count("precompute concepts", spec.concepts)
+    concepts = count("precompute concepts", explorer.concepts.k if spec.concepts is None else spec.concepts)
     if concepts > explorer.concepts.k:
         raise ValueError(f"precompute concepts={concepts}, but the concept list shows only {explorer.concepts.k}: "
                          f"ask for at most {explorer.concepts.k}, or open the explorer with k={concepts}")
