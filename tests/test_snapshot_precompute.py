@@ -221,12 +221,13 @@ def test_precompute_needs_an_explorer(saved, tmp_path):
 
 
 def test_a_deep_concept_path_shown_now_is_where_the_page_starts(xp, data, tmp_path):
-    ex = explore(xp, data[0][0], k=2)  # no atlas: no gallery
+    ex = explore(xp, data[0][0], k=2, scale=1.5)  # no atlas: no gallery
+    ex.target.k, ex.tree.top = 3, 2
     assert ex.wait(60)
     root = ex.concepts.concepts[1]["channel"]
     ex.concepts._on_message(ex.concepts, {"type": "select", "id": 1, "layer": LAYER, "channel": root}, [])
     assert ex.wait(60)
-    ex.tree._on_message(ex.tree, {"type": "expand", "id": 2, "path": ex.tree.tree["children"][3]["path"]}, [])
+    ex.tree._on_message(ex.tree, {"type": "expand", "id": 2, "path": ex.tree.tree["children"][1]["path"]}, [])
     assert ex.wait(60)
     shown = ex.path
     page_json = page_data(ex.save_html(tmp_path / "deep.html", precompute=Precompute(tree_depth=0)))
@@ -238,6 +239,8 @@ def test_a_deep_concept_path_shown_now_is_where_the_page_starts(xp, data, tmp_pa
     heatmap = table["views"][start[1]]
     assert base64.b64decode(page.values[heatmap["concept_png"]]["$bytes"]) == ex.heatmap.concept_png
     assert page.values[heatmap["concept_label"]] == ex.heatmap.concept_label
+    assert not any({"scale", "k", "top"} & set(table["views"][number]) for number in start)  # settings kept
+    assert len(page.value(3, "tree")["children"]) == 2
     # the tree's root is a click away and shows the root alone
     assert page.click(3, "expand", path=[[LAYER, root]]) == {"type": "done", "request": "tree"}  # ids: no gallery
     assert page.value(1, "concept_label") == f"{LAYER} #{root}"

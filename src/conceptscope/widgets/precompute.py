@@ -152,12 +152,14 @@ def _twin(explorer: Explorer, timeout: float) -> Explorer:
     controller, subject = explorer.controller, explorer.controller.subject
     twin = type(explorer)(controller.explainer, subject.image, atlas=None if explorer.gallery is None else
                     explorer.gallery.atlas, target=subject.target, classes=controller.classes, picture=subject.picture,
-                    layer=explorer.concepts.layer, k=explorer.concepts.k, labels=controller.labels)
+                    layer=explorer.concepts.layer, k=explorer.concepts.k, labels=controller.labels,
+                    scale=explorer.heatmap.scale)
     for widget in [*twin.views, *twin.children, twin]:
         widget.close()  # no comm: its state changes go nowhere
     twin.secondary_delay = 0.0
     for name in ("colormap", "opacity", "overlay", "contour_percent"):
         setattr(twin.heatmap, name, getattr(explorer.heatmap, name))
+    twin.target.k, twin.tree.top = explorer.target.k, explorer.tree.top
     if explorer.gallery is not None:
         for name in ("mode", "crop", "page_size"):
             setattr(twin.gallery, name, getattr(explorer.gallery, name))
