@@ -10,6 +10,7 @@ import { formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
 import { boxFromPixels, clientToPanelPixel, displayScale, panelLayout } from "./lib/geometry.js";
 import { listen } from "./lib/listen.js";
+import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
 
 const CSS = `
@@ -229,9 +230,13 @@ function render({ model, el }) {
     }
   }
 
+  // A kernel update changes a map and its contour at once: decode them once.
+  const reloadImages = coalesce(loadImages);
+  const reloadConcept = coalesce(loadConcept);
+
   // A new heatmap (new relevance or colormap): redraw and refresh the value under the marker.
   function onHeatmapChange() {
-    loadImages();
+    reloadImages();
     if (state.marker) requestPixel(state.marker);
   }
 
@@ -288,13 +293,13 @@ function render({ model, el }) {
     ["change:colormap", syncControls],
     ["change:overlay", onState],
     ["change:contour_percent", onState],
-    ["change:contour_png", loadImages],
-    ["change:concept_contour_png", loadConcept],
+    ["change:contour_png", reloadImages],
+    ["change:concept_contour_png", reloadConcept],
     ["change:show", onState],
     ["change:region", onState],
-    ["change:image_png", loadImages],
+    ["change:image_png", reloadImages],
     ["change:heatmap_png", onHeatmapChange],
-    ["change:concept_png", loadConcept],
+    ["change:concept_png", reloadConcept],
     ["change:colorbar_png", onState],
     ["change:scales", onState],
     ["change:logit", onState],

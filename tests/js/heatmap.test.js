@@ -293,3 +293,13 @@ describe("the displays of the heatmap", () => {
     expect(draws).toEqual([3, 1, "CANVAS"]); // the contour onto its canvas, then the image and the outline canvas
   });
 });
+
+describe("kernel updates", () => {
+  it("decodes a map and its contour once when an update changes both", async () => {
+    const { model } = await setup({ contour_png: png(3) });
+    decoded.length = 0;
+    model.update({ heatmap_png: png(4), contour_png: png(5) });
+    await flush();
+    expect(decoded).toEqual([1, 4, 5]);
+  });
+});
