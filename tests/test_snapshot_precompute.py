@@ -13,7 +13,7 @@ import pytest
 
 from conceptscope.atlas import Atlas
 from conceptscope.render import contour_png, decode_png, heatmap_png
-from conceptscope.widgets import Precompute, _bundle, explore, save_html
+from conceptscope.widgets import CompositionTree, Precompute, _bundle, explore, save_html
 from conceptscope.widgets.precompute import VIEWS, fields_json, view_state
 from conceptscope.widgets.snapshot import _encode
 
@@ -214,8 +214,8 @@ def test_bad_precompute_or_theme_is_refused_and_nothing_is_written(saved, tmp_pa
     assert not (tmp_path / "bad.html").exists()
 
 
-def test_precompute_needs_an_explorer(saved, tmp_path):
-    with pytest.raises(TypeError, match="precompute= needs an Explorer .* got a HeatmapView"):
+def test_precompute_needs_an_explorer_or_a_tree(saved, tmp_path):
+    with pytest.raises(TypeError, match="precompute= needs an Explorer or a CompositionTree .* got a HeatmapView"):
         save_html(saved[0].heatmap, tmp_path / "h.html", precompute={})
     assert not (tmp_path / "h.html").exists()
 
@@ -244,3 +244,28 @@ def test_a_deep_concept_path_shown_now_is_where_the_page_starts(xp, data, tmp_pa
     # the tree's root is a click away and shows the root alone
     assert page.click(3, "expand", path=[[LAYER, root]]) == {"type": "done", "request": "tree"}  # ids: no gallery
     assert page.value(1, "concept_label") == f"{LAYER} #{root}"
+
+
+def test_a_tree_alone_answers_clicks_on_its_nodes(xp, data, tmp_path):
+    tree = CompositionTree(xp, data[3][0], LAYER, 5, top=3)
+    assert tree._worker.wait_idle(60)
+    with pytest.raises(ValueError, match="precomputes its nodes only: give tree_depth, not classes"):
+        save_html(tree, tmp_path / "bad.html", precompute=dict(classes=[1]))
+    with pytest.raises(ValueError, match="the tree shows no concept yet"):
+        save_html(CompositionTree(xp, data[3][0]), tmp_path / "bad.html", precompute={})
+    assert not (tmp_path / "bad.html").exists()
+    before = view_state(tree)
+    page = Page(page_data(save_html(tree, tmp_path / "tree.html", precompute=dict(tree_depth=2))))
+    assert view_state(tree) == before
+    table = page.table
+    assert len(table["states"]) == 1 + 3 + 9 and len(table["requests"]) == 13
+    assert page.click(0, "expand", path=[[LAYER, 5]]) == {"type": "done", "request": "tree"}
+    child = page.value(0, "tree")["children"][1]  # the tree as precomputed: three levels below the root
+    grandchild = child["children"][2]["path"]
+    assert page.click(0, "expand", path=grandchild) == {"type": "done", "request": "tree"}
+    assert page.value(0, "selected") == grandchild
+    node = xp.composition(data[3][0], LAYER, 5, depth=2, top=3).children[1].children[2]
+    np.testing.assert_array_equal(decode_png(page.png(0, "heatmap_png")),
+                                  decode_png(heatmap_png(node.heatmap().numpy(), alpha=True)))
+    deeper = page.value(0, "tree")["children"][1]["children"][2]["children"][0]["path"]
+    assert page.click(0, "expand", path=deeper) == {"type": "error"}

@@ -6,8 +6,9 @@ and settings, with views nobody sees: the explorer on screen is left as it is) t
 handlers, with the messages the views send, and records after each request the synced state of every view. A state
 is (class explained, layer of the concept list, concept path shown); the requests between states follow the
 explorer's wiring: another class keeps the path's root, another layer changes only the concept list, a concept starts
-a path, a tree node extends it. The page answers a request from this table (js/lib/static_model.js): the traits in
-which the next state differs from the one shown are set and the reply the kernel sent is sent.
+a path, a tree node extends it. A composition tree alone is driven the same way through its nodes. The page answers
+a request from this table (js/lib/static_model.js): the traits in which the next state differs from the one shown are
+set and the reply the kernel sent is sent.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import ipywidgets
 
 from ..engine.arguments import count, short
 from .controller import Controller
+from .tree import CompositionTree
 
 Explorer = Any  # an Explorer (not imported: the explorer imports the snapshot, which imports this module)
 
@@ -84,8 +86,8 @@ class Plan:
 def plan(explorer: Explorer, spec: Precompute | Mapping[str, Any]) -> Plan:
     """Check ``spec`` against ``explorer`` before anything is computed: known classes and layers, sensible counts."""
     if not (isinstance(explorer, ipywidgets.Box) and isinstance(getattr(explorer, "controller", None), Controller)):
-        raise TypeError(f"precompute= needs an Explorer (its clicks are what is precomputed); got a "
-                        f"{type(explorer).__name__}: save it without precompute=")
+        raise TypeError(f"precompute= needs an Explorer or a CompositionTree (their clicks are what is "
+                        f"precomputed); got a {type(explorer).__name__}: save it without precompute=")
     spec = Precompute.of(spec)
     names = list(explorer.target.classes)
     shown: ClassKey = (explorer.target.target, explorer.target.versus)
@@ -127,23 +129,63 @@ def _layer(value: Any, layers: list[str]) -> str:
 
 @dataclass
 class Recording:
-    """The states of a twin explorer (``{key: {view: synced state}}``), the requests between them, the reply the
-    kernel sent to each (without its id), and for each state the state each request leads to (``next``:
-    ``{key: {request index: key}}``); ``start`` is the state shown now."""
+    """The states of a twin explorer (``{key: {view: synced state}}``; ``views``: the saved widget's views by name),
+    the requests between them, the reply the kernel sent to each (without its id), and for each state the state each
+    request leads to (``next``: ``{key: {request index: key}}``); ``start`` is the state shown now."""
 
     start: StateKey
+    views: dict[str, Any] = field(default_factory=dict)
     states: dict[StateKey, dict[str, dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
     next: dict[StateKey, dict[int, StateKey]] = field(default_factory=dict)
 
 
-def record(explorer: Explorer, spec: Precompute | Mapping[str, Any], timeout: float = 600.0) -> Recording:
-    """Precompute ``spec`` for ``explorer`` (see the module docstring); the explorer itself is not changed."""
-    checked = plan(explorer, spec)
-    if not explorer.wait(timeout):
+def record(widget: Explorer | CompositionTree, spec: Precompute | Mapping[str, Any],
+           timeout: float = 600.0) -> Recording:
+    """Precompute ``spec`` for ``widget``, an Explorer or a CompositionTree (see the module docstring); the widget
+    itself is not changed."""
+    if isinstance(widget, CompositionTree):
+        checked = _tree_plan(widget, spec)
+        if not widget._worker.wait_idle(timeout):
+            raise TimeoutError("the tree is still computing; save the snapshot when it is done")
+        recording = _TreeDriver(_tree_twin(widget, timeout), checked, timeout).run()
+        recording.views = {"tree": widget}
+        return recording
+    checked = plan(widget, spec)
+    if not widget.wait(timeout):
         raise TimeoutError("the explorer is still computing; save the snapshot when it is done")
-    return _Driver(_twin(explorer, timeout), checked, timeout).run()
+    recording = _Driver(_twin(widget, timeout), checked, timeout).run()
+    recording.views = {name: getattr(widget, name) for name in recording.states[recording.start]}
+    return recording
+
+
+def _tree_plan(tree: CompositionTree, spec: Precompute | Mapping[str, Any]) -> Plan:
+    """A Precompute for a tree alone: its tree_depth only, and a tree shown."""
+    spec = Precompute.of(spec)
+    given = [name for name in ("classes", "layers", "concepts") if getattr(spec, name) is not None]
+    if given:
+        raise ValueError(f"a composition tree alone precomputes its nodes only: give tree_depth, not {given[0]}")
+    if not tree.tree:
+        raise ValueError("the tree shows no concept yet: set_root(layer, channel) first")
+    return Plan([], [], 0, count("precompute tree_depth", spec.tree_depth, minimum=0))
+
+
+def _tree_twin(tree: CompositionTree, timeout: float) -> CompositionTree:
+    """A tree like ``tree`` now (input, target, labels, root, selected node), on its own controller, nobody watching."""
+    controller, subject = tree.controller, tree.controller.subject
+    twin = type(tree)(controller=Controller(controller.explainer, subject.image, subject.target, subject.picture,
+                                            controller.classes, labels=controller.labels),
+                      top=tree.top, scale=tree.scale)
+    twin.close()  # no comm: its state changes go nowhere
+    twin.colormap = tree.colormap
+    twin.set_root(tree.tree["layer"], tree.tree["channel"])
+    if len(tree.selected) > 1:
+        twin._worker.wait_idle(timeout)
+        twin._on_message(twin, {"type": "expand", "id": "twin", "path": tree.selected}, [])
+    if not twin._worker.wait_idle(timeout):
+        raise TimeoutError("precomputing the snapshot: the tree's twin took too long to start")
+    return twin
 
 
 def _twin(explorer: Explorer, timeout: float) -> Explorer:
@@ -182,10 +224,17 @@ class _Driver:
 
     def __init__(self, twin: Explorer, checked: Plan, timeout: float):
         self.twin, self.plan, self.timeout = twin, checked, timeout
-        self.views = {name: getattr(twin, name) for name in VIEWS if getattr(twin, name) is not None}
+        self.views = self.views_of(twin)
         self.replies: dict[Request, dict[str, Any]] = {}
         self.roots: dict[ClassKey, dict[str, list[tuple[str, int]]]] = {}  # the clickable top concepts
         self.trees: dict[ClassKey, dict[tuple[str, int], list[Path]]] = {}  # the clickable nodes of each root
+
+    @staticmethod
+    def views_of(twin: Any) -> dict[str, Any]:
+        return {name: getattr(twin, name) for name in VIEWS if getattr(twin, name) is not None}
+
+    def wait(self) -> bool:
+        return self.twin.wait(self.timeout)
 
     def key(self) -> StateKey:
         twin = self.twin
@@ -196,7 +245,7 @@ class _Driver:
         """Send a view's request as the view would, wait for its work, keep its reply; any failure raises."""
         widget = self.views[view]
         widget._on_message(widget, {"type": type_, "id": "precompute", **fields_}, [])
-        if not self.twin.wait(self.timeout):
+        if not self.wait():
             raise TimeoutError(f"precomputing the snapshot: {type_} {fields_} took longer than {self.timeout} s")
         reply = dict(widget.last_result)
         failed = [f"{name}: {v.error}" for name, v in self.views.items() if v.error]
@@ -250,14 +299,15 @@ class _Driver:
                     trees[root] = paths
                     for path in paths:
                         self.show(path)
-                        states.setdefault(self.key(), self.state())
+                        states[self.key()] = self.state()  # also the start's, now with its tree computed further
         self.link(recording)
         return recording
 
     def nodes(self, root: tuple[str, int]) -> list[Path]:
         """The paths of ``root``'s tree nodes down to the planned depth, the tree computed one level further (what
         clicking each of them computes), so that every state shows the same tree."""
-        node = self.twin.controller.tree_node([list(root)], self.twin.tree.top)
+        tree = self.views["tree"]
+        node = tree.controller.tree_node([list(root)], tree.top)
         node.expand(self.plan.tree_depth + 1)
         paths, level = [], [node]
         for _ in range(self.plan.tree_depth + 1):
@@ -299,3 +349,33 @@ class _Driver:
         if versus == -1:
             return "target", "target", fields_json({"target": target})
         return "target", "contrast", fields_json({"target": target, "versus": versus})
+
+
+class _TreeDriver(_Driver):
+    """Drives a twin composition tree through its nodes down to the planned depth (states: the selected node)."""
+
+    NO_CLASS: ClassKey = (-1, -1)  # a tree alone has no class or layer to switch
+
+    @staticmethod
+    def views_of(twin: Any) -> dict[str, Any]:
+        return {"tree": twin}
+
+    def wait(self) -> bool:
+        return self.twin._worker.wait_idle(self.timeout)
+
+    def key(self) -> StateKey:
+        return self.NO_CLASS, "", tuple((layer, int(channel)) for layer, channel in self.twin.selected)
+
+    def run(self) -> Recording:
+        start = self.key()
+        recording = Recording(start)
+        recording.states[start] = self.state()
+        root = start[2][0]
+        paths = self.nodes(root)
+        paths += [] if start[2] in paths else [start[2]]
+        self.trees[self.NO_CLASS] = {root: paths}
+        for path in paths:
+            self.ask("tree", "expand", path=[list(step) for step in path])
+            recording.states[self.key()] = self.state()  # also the start's, now with its tree computed further
+        self.link(recording)
+        return recording

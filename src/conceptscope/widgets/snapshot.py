@@ -2,9 +2,9 @@
 
 The page embeds each view's synced state (binary traits base64-encoded), the ``snapshot`` bundle, which runs the same
 view modules against that saved state (see ``js/snapshot.js``), and the theme's colours (JupyterLab's CSS variables,
-which the views read). With ``precompute=`` (an Explorer only) it also holds the states and replies recorded by
-:mod:`.precompute`, so that the precomputed clicks work; values shared by several states are stored once. Nothing is
-fetched from the network.
+which the views read). With ``precompute=`` (an Explorer or a CompositionTree) it also holds the states and replies
+recorded by :mod:`.precompute`, so that the precomputed clicks work; values shared by several states are stored once.
+Nothing is fetched from the network.
 """
 
 from __future__ import annotations
@@ -126,10 +126,10 @@ def layout(widget: Any, page: _Page | None = None) -> dict[str, Any]:
     raise TypeError(f"cannot snapshot a {type(widget).__name__}: only conceptscope views and boxes of them")
 
 
-def _precomputed(recording: Recording, explorer: Any, page: _Page) -> dict[str, Any]:
+def _precomputed(recording: Recording, page: _Page) -> dict[str, Any]:
     """The recording in the page's form: states as lists (by view id) of view states ({trait: value index}, only the
     traits that some state or the layout shows differently), requests as "view id|type|fields" keys."""
-    ids = {name: page.ids[id(getattr(explorer, name))] for name in next(iter(recording.states.values()))}
+    ids = {name: page.ids[id(view)] for name, view in recording.views.items()}
     keys = list(recording.states)
     indices = {name: [{trait: page.value(value) for trait, value in recording.states[key][name].items()}
                       for key in keys] for name in ids}
@@ -158,7 +158,8 @@ def save_html(widget: Any, path: str | Path, title: str = "conceptscope snapshot
     """Write ``widget`` (a view, or a box of views such as the Explorer) as one standalone HTML file in ``theme``
     ("light", "dark" or "auto": the reader's light or dark preference).
 
-    ``precompute`` (an Explorer only): a :class:`~.precompute.Precompute` or a dict of its fields, e.g.
+    ``precompute`` (an Explorer, or a CompositionTree with ``tree_depth`` only): a
+    :class:`~.precompute.Precompute` or a dict of its fields, e.g.
     ``dict(classes=["a", "b"], layers=["features.11", "features.15"], concepts=8, tree_depth=1)``: the clicks on
     those classes, layers, top concepts and tree nodes work in the page (other clicks say they were not
     precomputed). Everything is checked and computed before the file is written."""
@@ -170,7 +171,7 @@ def save_html(widget: Any, path: str | Path, title: str = "conceptscope snapshot
     page = _Page(shared=recording is not None)
     data = {"layout": layout(widget, page)}
     if recording is not None:
-        data |= {"values": page.values, "precomputed": _precomputed(recording, widget, page)}
+        data |= {"values": page.values, "precomputed": _precomputed(recording, page)}
     bundle = (_bundle.STATIC / "snapshot.js").read_text(encoding="utf-8").replace("</script", "<\\/script")
     text = json.dumps(data, allow_nan=False).replace("<", "\\u003c")  # no </script> nor <!-- in the page
     path = Path(path)
