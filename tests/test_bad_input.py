@@ -796,7 +796,8 @@ def test_the_heatmap_view_may_set_only_its_controls(heatmap, name, value):
     before = getattr(heatmap, name)
     heatmap.set_state({name: value})
     assert getattr(heatmap, name) == before
-    assert heatmap.error == f"{name}: the view may not set {name!r} (it sets only: colormap, opacity, overlay, region, show)"
+    assert heatmap.error == (f"{name}: the view may not set {name!r} (it sets only: colormap, opacity, overlay, "
+                             "region, show)")
 
 
 @pytest.mark.parametrize("value, match", [("lime", r"selected must be '' or one of the methods shown \(saliency, "
