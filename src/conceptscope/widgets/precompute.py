@@ -51,7 +51,7 @@ class Precompute:
     default: the class explained now) and each of ``layers`` (default: the concept list's layer), clicking each of the
     top ``concepts`` of each class and layer (default: all the concept list shows; their conditional heatmaps,
     references and composition trees) and the nodes of their trees ``tree_depth`` levels deep (0: the root only). The
-    class and layer shown now are always included."""
+    class and layer shown now are always included. For a CompositionTree alone only ``tree_depth`` applies."""
 
     classes: Sequence[int | str] | None = None
     layers: Sequence[str] | None = None
