@@ -1,14 +1,16 @@
 // @ts-check
 // HeatmapView: an image with its relevance heatmap overlaid. Click a pixel to ask Python for its
 // relevance ("pixel" -> "pixel_result"), drag a box to set a region ("region" -> "region_result"),
-// switch between the full heatmap and the selected concept's conditional heatmap (`show`).
-import { byteLength, createDecoder, drawComposite, drawRegion } from "./lib/canvas.js";
+// switch between the full heatmap and the selected concept's conditional heatmap (`show`), and between the displays
+// (`overlay`: over the image, side by side, or the contour of the most relevant pixels).
+import { byteLength, createDecoder, drawComposite, drawRegion, outlineCanvas } from "./lib/canvas.js";
 import { createChannel } from "./lib/channel.js";
 import { element, style } from "./lib/dom.js";
 import { formatRelevance, formatShare } from "./lib/format.js";
 import { createUrlPool } from "./lib/images.js";
-import { boxFromPixels, clientToPixel, displayScale } from "./lib/geometry.js";
+import { boxFromPixels, clientToPanelPixel, displayScale, panelLayout } from "./lib/geometry.js";
 import { listen } from "./lib/listen.js";
+import { coalesce } from "./lib/schedule.js";
 import { createStatus } from "./lib/status.js";
 
 const CSS = `
@@ -31,7 +33,15 @@ export function colorbarText(scale, logit) {
 }
 const DRAG_MIN = 4; // pointer movement (CSS px) that makes a press a region drag instead of a click
 
-function buildDom(el, colormaps) {
+const OVERLAY_NAMES = { overlay: "overlay", "side-by-side": "side by side", contour: "contour" };
+
+/** The caption under the canvas: which map is shown, and for the contour display what its outline marks. */
+export function captionText(conceptLabel, overlay, percent) {
+  const map = conceptLabel === null ? "relevance of the target" : `concept ${conceptLabel}`;
+  return overlay === "contour" ? `${map}; outline: top ${percent} % of pixels by positive relevance` : map;
+}
+
+function buildDom(el, colormaps, overlays) {
   const root = element("div", { className: "cs-view cs-heatmap" });
   const canvas = element("canvas", { className: "cs-canvas", tabIndex: 0, title: "drag a box to rank the concepts in it; Escape clears it" });
   canvas.dataset.frame = "0";
@@ -41,6 +51,11 @@ function buildDom(el, colormaps) {
     "select",
     { className: "cs-colormap" },
     colormaps.map((name) => element("option", { value: name, textContent: name })),
+  );
+  const overlay = element(
+    "select",
+    { className: "cs-overlay", title: "how the relevance is drawn" },
+    overlays.map((name) => element("option", { value: name, textContent: OVERLAY_NAMES[name] ?? name })),
   );
   const showHeatmap = element("button", { className: "cs-show-heatmap", textContent: "heatmap", type: "button" });
   const showConcept = element("button", { className: "cs-show-concept", textContent: "concept", type: "button" });
@@ -54,12 +69,13 @@ function buildDom(el, colormaps) {
     element("span", { className: "cs-toggle" }, [showHeatmap, showConcept]),
     element("label", {}, ["opacity ", opacity]),
     element("label", {}, ["colormap ", colormap]),
+    element("label", {}, ["display ", overlay]),
     clearRegion,
   ]);
   root.append(style(CSS), canvas, caption, colorbar, controls);
   el.append(root);
   return {
-    root, canvas, caption, colorbar, colorbarImage, ticks, summary, opacity, colormap, showHeatmap, showConcept,
+    root, canvas, caption, colorbar, colorbarImage, ticks, summary, opacity, colormap, overlay, showHeatmap, showConcept,
     clearRegion, status: createStatus(root),
   };
 }
@@ -69,6 +85,8 @@ function buildDom(el, colormaps) {
  * @typedef {{
  *   image_png: DataView, heatmap_png: DataView, concept_png: DataView, concept_label: string,
  *   show: "heatmap" | "concept", region: number[], colormap: string, colormaps: string[], opacity: number,
+ *   overlay: "overlay" | "side-by-side" | "contour", overlays: string[], contour_percent: number,
+ *   contour_png: DataView, concept_contour_png: DataView,
  *   colorbar_png: DataView, scales: { heatmap?: { max: number, sum: number }, concept?: { max: number, sum: number } },
  *   logit: number | null,
  *   busy: boolean, error: string,
@@ -77,29 +95,41 @@ function buildDom(el, colormaps) {
 
 /** @type {import("@anywidget/types").Render<Model>} */
 function render({ model, el }) {
-  const ui = buildDom(el, model.get("colormaps"));
+  const ui = buildDom(el, model.get("colormaps"), model.get("overlays") ?? ["overlay"]);
   const ctx = ui.canvas.getContext("2d");
-  const state = { image: null, heatmap: null, concept: null, marker: null, drag: null, frame: 0 };
+  // contour: the decoded contour PNG of the heatmap ({bitmap, outline}: its outline canvas, made when first drawn)
+  const state = { image: null, heatmap: null, contour: null, concept: null, marker: null, drag: null, frame: 0, layout: null };
   const channel = createChannel(model, ui.status);
   const decodeImages = createDecoder(ui.status, "decode");
   const decodeConcept = createDecoder(ui.status, "decode-concept");
 
   const showingConcept = () => model.get("show") === "concept" && state.concept !== null;
 
+  /** The outline canvas of a decoded contour ({bitmap, outline}), made once, when first drawn. */
+  const outlineOf = (contour) => {
+    if (contour && !contour.outline) contour.outline = outlineCanvas(contour.bitmap);
+    return contour?.outline ?? null;
+  };
+
   function redraw() {
     if (!state.image) return;
+    const mode = model.get("overlay") ?? "overlay";
     const scale = displayScale(state.image.width);
-    const [w, h] = [state.image.width * scale, state.image.height * scale];
+    const layout = panelLayout(state.image.width, state.image.height, scale, mode === "side-by-side" ? 2 : 1);
+    state.layout = layout;
+    const [w, h] = [layout.canvasWidth, layout.canvasHeight];
     if (ui.canvas.width !== w || ui.canvas.height !== h) Object.assign(ui.canvas, { width: w, height: h });
     const concept = showingConcept();
     const heatmap = concept ? state.concept.bitmap : state.heatmap;
-    drawComposite(ctx, { image: state.image, heatmap, opacity: model.get("opacity"), scale, marker: state.marker });
+    const outline = mode === "contour" ? outlineOf(concept ? state.concept.contour : state.contour) : null;
+    drawComposite(ctx, { image: state.image, heatmap, opacity: model.get("opacity"), scale, marker: state.marker, mode, outline, layout });
     const region = state.drag?.box ?? model.get("region");
-    if (region?.length === 4) drawRegion(ctx, region, scale);
+    if (region?.length === 4) for (const offset of layout.offsets) drawRegion(ctx, region, scale, offset);
     state.frame += 1;
     ui.canvas.dataset.frame = String(state.frame);
     ui.canvas.dataset.shown = concept ? state.concept.label : "heatmap";
-    ui.caption.textContent = concept ? `concept ${state.concept.label}` : "relevance of the target";
+    ui.canvas.dataset.overlay = mode;
+    ui.caption.textContent = captionText(concept ? state.concept.label : null, mode, model.get("contour_percent"));
     drawColorbar(concept);
   }
 
@@ -119,10 +149,10 @@ function render({ model, el }) {
   }
 
   async function loadImages() {
-    const [imagePng, heatmapPng] = [model.get("image_png"), model.get("heatmap_png")];
+    const [imagePng, heatmapPng, contourPng] = [model.get("image_png"), model.get("heatmap_png"), model.get("contour_png")];
     if (!byteLength(imagePng)) return;
-    await decodeImages([imagePng, heatmapPng], ([image, heatmap]) => {
-      Object.assign(state, { image, heatmap });
+    await decodeImages([imagePng, heatmapPng, contourPng], ([image, heatmap, contour]) => {
+      Object.assign(state, { image, heatmap, contour: contour ? { bitmap: contour, outline: null } : null });
       redraw();
     });
   }
@@ -130,9 +160,9 @@ function render({ model, el }) {
   // The concept's bitmap keeps the label it was sent with, so a frame never shows one concept's
   // name with another's map while a new PNG decodes.
   async function loadConcept() {
-    const [png, label] = [model.get("concept_png"), model.get("concept_label")];
-    await decodeConcept([png], ([bitmap]) => {
-      state.concept = bitmap ? { bitmap, label } : null;
+    const [png, contourPng, label] = [model.get("concept_png"), model.get("concept_contour_png"), model.get("concept_label")];
+    await decodeConcept([png, contourPng], ([bitmap, contour]) => {
+      state.concept = bitmap ? { bitmap, label, contour: contour ? { bitmap: contour, outline: null } : null } : null;
       syncControls();
       redraw();
     });
@@ -147,7 +177,7 @@ function render({ model, el }) {
 
   const pixelAt = (event) => {
     const rect = ui.canvas.getBoundingClientRect();
-    return clientToPixel(event.clientX, event.clientY, rect, state.image.width, state.image.height);
+    return state.layout && clientToPanelPixel(event.clientX, event.clientY, rect, state.layout);
   };
 
   function onMouseDown(event) {
@@ -200,15 +230,20 @@ function render({ model, el }) {
     }
   }
 
+  // A kernel update changes a map and its contour at once: decode them once.
+  const reloadImages = coalesce(loadImages);
+  const reloadConcept = coalesce(loadConcept);
+
   // A new heatmap (new relevance or colormap): redraw and refresh the value under the marker.
   function onHeatmapChange() {
-    loadImages();
+    reloadImages();
     if (state.marker) requestPixel(state.marker);
   }
 
   function syncControls() {
     ui.opacity.value = String(model.get("opacity"));
     ui.colormap.value = model.get("colormap");
+    ui.overlay.value = model.get("overlay") ?? "overlay";
     const concept = showingConcept();
     ui.showHeatmap.setAttribute("aria-pressed", String(!concept));
     ui.showConcept.setAttribute("aria-pressed", String(concept));
@@ -246,17 +281,25 @@ function render({ model, el }) {
       model.set("colormap", ui.colormap.value);
       model.save_changes();
     }],
+    [ui.overlay, "change", () => {
+      model.set("overlay", ui.overlay.value);
+      model.save_changes();
+    }],
   ];
   /** @type {import("./lib/listen.js").ModelListener[]} */
   const listeners = [
     ["msg:custom", onMessage],
     ["change:opacity", onState],
     ["change:colormap", syncControls],
+    ["change:overlay", onState],
+    ["change:contour_percent", onState],
+    ["change:contour_png", reloadImages],
+    ["change:concept_contour_png", reloadConcept],
     ["change:show", onState],
     ["change:region", onState],
-    ["change:image_png", loadImages],
+    ["change:image_png", reloadImages],
     ["change:heatmap_png", onHeatmapChange],
-    ["change:concept_png", loadConcept],
+    ["change:concept_png", reloadConcept],
     ["change:colorbar_png", onState],
     ["change:scales", onState],
     ["change:logit", onState],

@@ -796,7 +796,8 @@ def test_the_heatmap_view_may_set_only_its_controls(heatmap, name, value):
     before = getattr(heatmap, name)
     heatmap.set_state({name: value})
     assert getattr(heatmap, name) == before
-    assert heatmap.error == f"{name}: the view may not set {name!r} (it sets only: colormap, opacity, region, show)"
+    assert heatmap.error == (f"{name}: the view may not set {name!r} (it sets only: colormap, opacity, overlay, "
+                             "region, show)")
 
 
 @pytest.mark.parametrize("value, match", [("lime", r"selected must be '' or one of the methods shown \(saliency, "
@@ -984,4 +985,4 @@ def test_the_snapshot_embeds_any_text_as_data(xp, image, tmp_path, label):
     page = save_html(view, tmp_path / "s.html").read_text(encoding="utf-8")
     data = page.split('<script type="application/json" id="cs-snapshot">', 1)[1].split("</script>", 1)[0]
     assert "<" not in data
-    assert json.loads(data)["state"]["classes"][0] == label
+    assert json.loads(data)["layout"]["state"]["classes"][0] == label

@@ -87,3 +87,39 @@ def test_references_show_each_image_or_say_there_are_none(world, case, tmp_path)
 def test_mismatched_sizes_are_refused(case):
     with pytest.raises(ValueError, match="differ in size"):
         cs.plot.heatmap(case[2], np.zeros((8, 8)))
+
+
+def test_heatmap_side_by_side_and_contour_show_the_same_maps_as_the_views(case):
+    from conceptscope.plot import PANEL_GAP
+    from conceptscope.render import top_mask
+
+    _, _, picture, explanation = case
+    relevance = explanation.heatmap.numpy()
+    ax = cs.plot.heatmap(picture, relevance, overlay="side-by-side").axes[0]
+    shown = ax.images[0].get_array()
+    width = picture.shape[1]
+    assert shown.shape == (picture.shape[0], 2 * width + PANEL_GAP, 3)
+    np.testing.assert_array_equal(shown[:, :width], picture)
+    white = np.full_like(picture, 255)
+    np.testing.assert_array_equal(shown[:, width + PANEL_GAP:],
+                                  overlay(white, relevance_to_rgba(relevance, alpha=True), 1.0))
+    figure = cs.plot.heatmap(picture, relevance, overlay="contour", contour_percent=5)
+    ax, bar = figure.axes
+    np.testing.assert_array_equal(ax.images[0].get_array(), picture)
+    assert len(ax.collections) == 1 and ax.collections[0].get_paths()
+    mask = top_mask(relevance, 5)
+    assert mask.sum() == np.ceil(0.05 * mask.size)
+    # the outline runs between the mask's pixels and the others: each vertex lies halfway between the centres of a
+    # pixel in the mask and one outside it
+    vertices = np.concatenate([path.vertices for path in ax.collections[0].get_paths()])
+    for x, y in vertices:
+        if x == int(x):
+            pair = {mask[int(np.floor(y)), int(x)], mask[int(np.ceil(y)), int(x)]}
+        else:
+            pair = {mask[int(y), int(np.floor(x))], mask[int(y), int(np.ceil(x))]}
+        assert pair == {True, False}, (x, y)
+    assert "outline: top 5 % of pixels by R > 0" in bar.get_ylabel()
+    with pytest.raises(ValueError, match="overlay must be one of"):
+        cs.plot.heatmap(picture, relevance, overlay="contours")
+    with pytest.raises(ValueError, match=r"contour_percent must be in \(0, 100\]"):
+        cs.plot.heatmap(picture, relevance, overlay="contour", contour_percent=0)

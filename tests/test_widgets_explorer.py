@@ -199,9 +199,11 @@ def test_save_html_writes_a_standalone_snapshot(ex, tmp_path):
     assert text.split('<script type="module">')[1].count("</script") == 1  # the bundle cannot end its script early
     data = json.loads(re.search(r'<script type="application/json" id="cs-snapshot">(.*?)</script>', text, re.S)
                       .group(1).replace("<\\/", "</"))
-    assert data == json.loads(json.dumps(layout(ex)))
+    assert data == {"layout": json.loads(json.dumps(layout(ex)))}
+    data = data["layout"]
     assert data["box"] == "column" and [c.get("view") for c in data["children"]] == ["target", None, "tree"]
     heatmap = data["children"][1]["children"][0]
+    assert (heatmap["id"], heatmap["local"]) == (1, ["opacity", "overlay", "show"])
     assert heatmap["view"] == "heatmap"
     assert base64.b64decode(heatmap["state"]["concept_png"]["$bytes"]) == ex.heatmap.concept_png
     assert heatmap["state"]["concept_label"] == ex.heatmap.concept_label
@@ -245,6 +247,10 @@ def test_figure_shows_what_the_explorer_shows(ex, xp, data, tmp_path):
     assert tree_texts[0] == f"a named concept ({LAYER} #{channel})" and len(tree_texts) > 1
     figure.savefig(tmp_path / "explorer.pdf")
     assert (tmp_path / "explorer.pdf").stat().st_size > 10_000
+    ex.heatmap.overlay = "contour"  # the figure draws the heatmaps as the view does
+    heatmap_ax, concept_ax = ex.figure().subfigs[0].axes[:2]
+    np.testing.assert_array_equal(heatmap_ax.images[0].get_array(), data.raw_image(3))
+    assert len(heatmap_ax.collections) == 1 and len(concept_ax.collections) == 1
 
 
 def test_labels_name_concepts_in_every_view(xp, data, atlas):

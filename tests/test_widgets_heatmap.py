@@ -7,9 +7,11 @@ import threading
 import numpy as np
 import pytest
 import torch
+import traitlets
 from PIL import Image
 
-from conceptscope.render import encode_png, relevance_to_rgba
+from conceptscope.render import encode_png, relevance_to_rgba, top_mask
+from conceptscope.render.colormap import colour_table
 from conceptscope.widgets import HeatmapView, _bundle
 
 H, W = 32, 48
@@ -221,3 +223,70 @@ def test_colour_bar_state_follows_the_maps_and_the_colormap():
     assert view.scales["concept"] == {"max": 2.0, "sum": 1.0}
     view.colormap = "seismic"
     np.testing.assert_array_equal(decode(view.colorbar_png)[0], colour_table("seismic")[:, :3])
+
+
+# -- the displays: overlay, side by side, contour ----------------------------------------------------------------------
+# The 5 x 5 map of tests/js/canvas.test.js: its 9 largest values (>= 5) form the block at rows 1-3, columns 1-3.
+HAND = np.array([[0, 1, -2, 1, 0], [1, 7, 9, 8, -1], [0, 6, 9, 7, 2], [-3, 5, 8, 6, 1], [0, 1, 2, 0, -4]], float)
+
+
+def test_top_mask_is_the_top_percent_of_positive_relevance_computed_by_hand():
+    block = np.zeros((5, 5), bool)
+    block[1:4, 1:4] = True
+    np.testing.assert_array_equal(top_mask(HAND, 36), block)  # ceil(0.36 * 25) = 9 pixels
+    np.testing.assert_array_equal(top_mask(HAND, 4), HAND == 9)  # ceil(1) = 1 pixel: both 9s (a tie) are in
+    np.testing.assert_array_equal(top_mask(HAND, 100), HAND > 0)  # never a pixel without positive relevance
+    assert not top_mask(-np.abs(HAND), 50).any()
+
+
+def test_contour_traits_hold_the_top_percent_mask_in_the_outline_colour(image, relevance):
+    view = HeatmapView(image, relevance, overlay="contour", contour_percent=5, colormap="seismic")
+    mask = decode(view.contour_png)
+    np.testing.assert_array_equal(mask[..., 3] == 255, top_mask(relevance, 5))
+    assert (mask[..., 3] == 255).sum() == np.ceil(0.05 * H * W)
+    assert mask[top_mask(relevance, 5)][0, :3].tolist() == colour_table("seismic")[-1, :3].tolist()
+    view.contour_percent = 50
+    np.testing.assert_array_equal(decode(view.contour_png)[..., 3] == 255, top_mask(relevance, 50))
+    assert view.concept_contour_png == b""
+    view.set_concept(-relevance, "c")
+    np.testing.assert_array_equal(decode(view.concept_contour_png)[..., 3] == 255, top_mask(-relevance, 50))
+    view.colormap = "bwr"
+    assert decode(view.concept_contour_png)[top_mask(-relevance, 50)][0, :3].tolist() == [255, 0, 0]
+
+
+@pytest.mark.parametrize("trait, value, error, match", [
+    ("overlay", "blend", ValueError, "overlay must be one of 'overlay', 'side-by-side', 'contour'; got 'blend'"),
+    ("overlay", None, ValueError, "overlay must be one of"),
+    ("contour_percent", 0, ValueError, r"contour_percent must be in \(0, 100\] .*got 0"),
+    ("contour_percent", 100.5, ValueError, r"contour_percent must be in \(0, 100\]"),
+    ("contour_percent", True, TypeError, "contour_percent must be a number in"),
+    ("contour_percent", "10", TypeError, "contour_percent must be a number in"),
+])
+def test_bad_displays_are_refused_with_what_is_allowed(image, relevance, trait, value, error, match):
+    with pytest.raises(error, match=match):
+        HeatmapView(image, relevance, **{trait: value})
+    view = HeatmapView(image, relevance)
+    with pytest.raises(traitlets.TraitError):
+        setattr(view, trait, value)
+    assert (view.overlay, view.contour_percent) == ("overlay", 10.0)
+
+
+def test_the_view_switches_the_display_and_nothing_else_new(view):
+    view.set_state({"overlay": "side-by-side"})
+    assert view.overlay == "side-by-side" and view.error == ""
+    view.set_state({"overlay": "sideways"})
+    assert view.overlay == "side-by-side" and "overlay must be one of" in view.error
+    view.set_state({"contour_percent": 50})
+    assert view.contour_percent == 10 and "may not set 'contour_percent'" in view.error
+
+
+def test_figure_draws_the_display_shown(image, relevance):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    view = HeatmapView(image, relevance, overlay="contour", contour_percent=20)
+    ax = view.figure().axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), image)
+    assert len(ax.collections) == 1
+    view.overlay = "side-by-side"
+    assert view.figure().axes[0].images[0].get_array().shape[1] > 2 * W

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .render import overlay, relevance_to_rgba
-from .render.colormap import colormap
+from .render import check_overlay, relevance_to_rgba, top_mask
+from .render import overlay as blend  # heatmap() takes an argument called overlay
+from .render.colormap import colormap, colour_table
 
 Labels = Mapping[str, Mapping[int, str]]
 
@@ -32,20 +33,41 @@ def _axes(ax, width=3.6, height=3.2):
     return figure, ax
 
 
+PANEL_GAP = 4  # pixels between the image and the heatmap shown side by side (as in js/lib/geometry.js)
+
+
 def heatmap(picture: np.ndarray, relevance, ax=None, *, cmap: str = "bwr", opacity: float = 1.0,
-            title: str | None = None, logit: float | None = None, colorbar: bool = True):
+            title: str | None = None, logit: float | None = None, colorbar: bool = True, overlay: str = "overlay",
+            contour_percent: float = 10.0):
     """``picture`` (uint8 H, W, 3) in its own colours with ``relevance`` (H, W) over it, as opaque as |relevance| is
     large (zero leaves the pixel untouched), in a diverging colour map centred at zero; the colour bar spans
-    ±max |R| and, given the explained ``logit``, says which share of it the heatmap holds."""
+    ±max |R| and, given the explained ``logit``, says which share of it the heatmap holds.
+
+    ``overlay="side-by-side"`` draws the picture and the heatmap (on white) next to each other instead;
+    ``overlay="contour"`` the picture with the outline of its ``contour_percent`` % most positively relevant pixels,
+    in the colour map's positive-end colour (the views' displays of the same names)."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     relevance = np.asarray(relevance, dtype=np.float64)
     if relevance.shape != picture.shape[:2]:
         raise ValueError(f"relevance {relevance.shape} and picture {picture.shape[:2]} differ in size")
-    figure, ax = _axes(ax)
+    check_overlay(overlay)
+    mask = top_mask(relevance, contour_percent) if overlay == "contour" else None  # checks the percent first
+    figure, ax = _axes(ax, 6.4 if overlay == "side-by-side" else 3.6)
     vmax = float(np.abs(relevance).max(initial=0.0))
-    ax.imshow(overlay(picture, relevance_to_rgba(relevance, cmap, alpha=True), opacity), interpolation="nearest")
+    rgba = relevance_to_rgba(relevance, cmap, alpha=True)
+    if overlay == "overlay":
+        ax.imshow(blend(picture, rgba, opacity), interpolation="nearest")
+    elif overlay == "side-by-side":
+        white = np.full(picture.shape[:2] + (3,), 255, np.uint8)
+        gap = np.full((picture.shape[0], PANEL_GAP, 3), 255, np.uint8)
+        ax.imshow(np.concatenate([picture[..., :3], gap, blend(white, rgba, 1.0)], axis=1),
+                  interpolation="nearest")
+    else:
+        ax.imshow(picture[..., :3], interpolation="nearest")
+        if mask.any():
+            ax.contour(mask.astype(float), levels=[0.5], colors=[colour_table(cmap)[-1, :3] / 255], linewidths=1.5)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
@@ -54,7 +76,8 @@ def heatmap(picture: np.ndarray, relevance, ax=None, *, cmap: str = "bwr", opaci
                               fraction=0.046, pad=0.04)
         total = float(relevance.sum())
         share = f" = {total / logit:.0%} of the logit {logit:.3g}" if logit else ""
-        bar.set_label(f"relevance: max |R| {vmax:.3g}\nΣR {total:.3g}{share}", fontsize=7)
+        outline = f"\noutline: top {contour_percent:g} % of pixels by R > 0" if overlay == "contour" else ""
+        bar.set_label(f"relevance: max |R| {vmax:.3g}\nΣR {total:.3g}{share}{outline}", fontsize=7)
         bar.ax.tick_params(labelsize=7)
     return figure
 

@@ -347,7 +347,7 @@ def test_static_export_draws_without_kernel_or_network(lab, notebook, browser, a
         # a click has no kernel to answer it: the view says so and keeps working
         static.locator(".cs-concepts li").first.click()
         static.locator(".cs-concepts .cs-error").wait_for(state="visible")
-        assert "static snapshot" in static.locator(".cs-concepts .cs-error").text_content()
+        assert "not precomputed in this snapshot" in static.locator(".cs-concepts .cs-error").text_content()
         static.screenshot(path=artifacts / "explorer_static_export.png", full_page=True)
         assert width > 0
     finally:

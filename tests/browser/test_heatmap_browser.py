@@ -169,7 +169,7 @@ def test_python_error_is_shown_and_next_click_works(lab, nb, artifacts: Path):
 def test_controls_sync_both_ways(nb):
     page, kernel = nb
     frame = canvas_state(page)["frame"]
-    page.locator(".cs-heatmap select").select_option("coldnhot")
+    page.locator(".cs-heatmap select.cs-colormap").select_option("coldnhot")
     deadline = time.monotonic() + 10
     while kernel.json("view.colormap") != "coldnhot" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -180,20 +180,31 @@ def test_controls_sync_both_ways(nb):
     page.wait_for_function("() => document.querySelector('.cs-heatmap input[type=range]').value === '0.2'")
     expect_composite(page, kernel, 20, 30, "coldnhot", 0.2)
 
+    page.locator(".cs-heatmap select.cs-overlay").select_option("contour")  # the display: the view's to choose
+    deadline = time.monotonic() + 10
+    while kernel.json("view.overlay") != "contour" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kernel.json("view.overlay") == "contour"
+    kernel.run("view.overlay = 'side-by-side'")
+    page.wait_for_function("() => document.querySelector('.cs-heatmap canvas').dataset.overlay === 'side-by-side'")
+    kernel.run("view.overlay = 'overlay'")
+    page.wait_for_function("() => document.querySelector('.cs-heatmap canvas').dataset.overlay === 'overlay'")
+
 
 def test_a_refused_control_value_is_reverted_in_the_view_and_shown(lab, nb, artifacts: Path):
     """The view sends a colormap Python refuses (an option injected into the page): the kernel keeps its value and
     sends it back, the select shows it again and the error line says why."""
     page, kernel = nb
     try:
-        page.evaluate("() => document.querySelector('.cs-heatmap select').append(new Option('evil', 'evil'))")
-        page.locator(".cs-heatmap select").select_option("evil")
+        page.evaluate("() => document.querySelector('.cs-heatmap select.cs-colormap')"
+                      ".append(new Option('evil', 'evil'))")
+        page.locator(".cs-heatmap select.cs-colormap").select_option("evil")
         error = page.locator(".cs-heatmap .cs-error")
         error.wait_for(state="visible", timeout=15_000)
         assert error.text_content().startswith("Error: colormap: ") and "'evil'" in error.text_content()
-        page.wait_for_function("() => document.querySelector('.cs-heatmap select').value === 'bwr'")
+        page.wait_for_function("() => document.querySelector('.cs-heatmap select.cs-colormap').value === 'bwr'")
         assert kernel.json("view.colormap") == "bwr"
         page.locator(".cs-heatmap").screenshot(path=artifacts / f"heatmap_view_refused_{lab.comm_mode}.png")
     finally:
         kernel.run("view.error = ''")
-        page.evaluate("() => document.querySelector('.cs-heatmap select option[value=evil]')?.remove()")
+        page.evaluate("() => document.querySelector('.cs-heatmap select.cs-colormap option[value=evil]')?.remove()")

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { byteLength, createDecoder, decodePng, drawComposite } from "../../js/lib/canvas.js";
+import { byteLength, createDecoder, decodePng, drawComposite, outlineRgba } from "../../js/lib/canvas.js";
+import { PANEL_GAP, panelLayout } from "../../js/lib/geometry.js";
 import { formatRelevance } from "../../js/lib/format.js";
 import { createRecordingContext } from "./fake_model.js";
 
@@ -98,5 +99,82 @@ describe("formatRelevance", () => {
     expect(formatRelevance(12345.6)).toBe("12350");
     expect(formatRelevance(1.23456e-7)).toBe("1.235e-7");
     expect(formatRelevance(0)).toBe("0");
+  });
+});
+
+describe("the contour display", () => {
+  // A 5 x 5 relevance map, by hand: the 9 largest values (>= 5) form the 3 x 3 block at rows 1-3, columns 1-3, so its
+  // top 36 % (ceil(0.36 * 25) = 9 pixels, render.contour.top_mask; tests/test_widgets_heatmap.py checks the same
+  // array there) is that block; its outline is the block without its centre (2, 2).
+  const RELEVANCE = [
+    [0, 1, -2, 1, 0],
+    [1, 7, 9, 8, -1],
+    [0, 6, 9, 7, 2],
+    [-3, 5, 8, 6, 1],
+    [0, 1, 2, 0, -4],
+  ];
+  const RED = [127, 0, 0];
+  const maskRgba = (mask) => {
+    const out = new Uint8ClampedArray(mask.length * mask[0].length * 4);
+    mask.flat().forEach((on, i) => on && out.set([...RED, 255], i * 4));
+    return out;
+  };
+  const alphaOf = (rgba, width) =>
+    Array.from({ length: rgba.length / 4 / width }, (_, y) =>
+      Array.from({ length: width }, (_, x) => rgba[(y * width + x) * 4 + 3]));
+
+  it("outlines the inner boundary of the top-k % set in the mask's colour, the rest transparent", () => {
+    const mask = RELEVANCE.map((row) => row.map((v) => (v >= 5 ? 1 : 0)));
+    expect(mask.flat().reduce((a, b) => a + b)).toBe(9);
+    const out = outlineRgba(maskRgba(mask), 5, 5);
+    expect(alphaOf(out, 5)).toEqual([
+      [0, 0, 0, 0, 0],
+      [0, 255, 255, 255, 0],
+      [0, 255, 0, 255, 0],
+      [0, 255, 255, 255, 0],
+      [0, 0, 0, 0, 0],
+    ]);
+    expect([...out.slice((1 * 5 + 2) * 4, (1 * 5 + 2) * 4 + 4)]).toEqual([...RED, 255]);
+    expect([...out.slice((2 * 5 + 2) * 4, (2 * 5 + 2) * 4 + 4)]).toEqual([0, 0, 0, 0]);
+  });
+
+  it("counts the image's edge as outside: a set filling the first rows is outlined along the edge too", () => {
+    const mask = [[1, 1, 1], [1, 1, 1], [0, 0, 0]];
+    expect(alphaOf(outlineRgba(maskRgba(mask), 3, 3), 3)).toEqual([[255, 255, 255], [255, 255, 255], [0, 0, 0]]);
+    const full = [[1, 1, 1], [1, 1, 1], [1, 1, 1]];
+    expect(alphaOf(outlineRgba(maskRgba(full), 3, 3), 3)).toEqual([[255, 255, 255], [255, 0, 255], [255, 255, 255]]);
+    expect(alphaOf(outlineRgba(new Uint8ClampedArray(36), 3, 3), 3).flat().every((a) => a === 0)).toBe(true);
+  });
+
+  it("draws the image and the outline over it, not the heatmap", () => {
+    const ctx = createRecordingContext();
+    const image = { width: 8, height: 4 };
+    const outline = { name: "outline" };
+    drawComposite(ctx, { image, heatmap: { name: "heatmap" }, opacity: 0.5, scale: 2, marker: null, mode: "contour", outline });
+    expect(ctx.calls.filter(([name]) => name === "drawImage")).toEqual([
+      ["drawImage", image, 0, 0, 16, 8],
+      ["drawImage", outline, 0, 0, 16, 8],
+    ]);
+  });
+});
+
+describe("the side-by-side display", () => {
+  it("draws the image in the first panel and the heatmap on white in the second, a marker in each", () => {
+    const ctx = createRecordingContext();
+    const image = { width: 8, height: 4 };
+    const heatmap = { name: "heatmap" };
+    const layout = panelLayout(8, 4, 2, 2);
+    expect(layout.offsets).toEqual([0, 16 + PANEL_GAP]);
+    drawComposite(ctx, { image, heatmap, opacity: 0.5, scale: 2, marker: { x: 1, y: 1 }, mode: "side-by-side", layout });
+    expect(ctx.calls).toContainEqual(["clearRect", 0, 0, 32 + PANEL_GAP, 8]);
+    expect(ctx.calls.filter(([name]) => name === "drawImage")).toEqual([
+      ["drawImage", image, 0, 0, 16, 8],
+      ["drawImage", heatmap, 16 + PANEL_GAP, 0, 16, 8],
+    ]);
+    expect(ctx.calls).toContainEqual(["fillRect", 16 + PANEL_GAP, 0, 16, 8]);
+    expect(ctx.calls).not.toContainEqual(["set globalAlpha", 0.5]);
+    const lefts = ctx.calls.filter(([name]) => name === "strokeRect").map(([, left]) => left);
+    expect(lefts.length).toBe(4);
+    expect(lefts[2] - lefts[0]).toBe(16 + PANEL_GAP);
   });
 });

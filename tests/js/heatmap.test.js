@@ -260,3 +260,46 @@ describe("HeatmapView regions and concept maps", () => {
     expect(colorbarText(undefined, 3)).toEqual({ ticks: ["", "0", ""], summary: "" });
   });
 });
+
+describe("the displays of the heatmap", () => {
+  it("switches the display from its control, and draws side by side on a wider canvas whose panels both click", async () => {
+    const { model, canvas, q } = await setup({ overlays: ["overlay", "side-by-side", "contour"], overlay: "overlay" });
+    const select = q(".cs-overlay");
+    expect([...select.options].map((o) => o.textContent)).toEqual(["overlay", "side by side", "contour"]);
+    select.value = "side-by-side";
+    select.dispatchEvent(new Event("change"));
+    expect(model.get("overlay")).toBe("side-by-side");
+    expect(model.saved).toBe(1);
+    expect([canvas.width, canvas.height]).toEqual([512 + 4, 256]);
+    expect(canvas.dataset.overlay).toBe("side-by-side");
+    // the canvas is shown at its size: a click 2 px into pixel (5, 9) of the right panel asks for (5, 9)
+    canvas.getBoundingClientRect = () => ({ left: 8, top: 16, width: 516, height: 256 });
+    canvas.dispatchEvent(new MouseEvent("click", { clientX: 8 + 260 + 4 * 5 + 2, clientY: 16 + 4 * 9 + 1 }));
+    expect(model.sent.at(-1)).toMatchObject({ type: "pixel", x: 5, y: 9 });
+  });
+
+  it("draws the outline of the contour PNG in the contour display and says what it marks", async () => {
+    const pixels = new Uint8ClampedArray(64 * 64 * 4);
+    pixels.set([255, 0, 0, 255], (10 * 64 + 10) * 4); // one masked pixel: its own outline
+    ctx.getImageData = () => ({ data: pixels });
+    const { q, canvas } = await setup({ contour_png: png(3), overlay: "contour", contour_percent: 10 });
+    expect(decoded).toEqual([1, 2, 3]);
+    expect(canvas.dataset.overlay).toBe("contour");
+    expect(q(".cs-caption").textContent).toBe("relevance of the target; outline: top 10 % of pixels by positive relevance");
+    const put = ctx.calls.filter(([name]) => name === "putImageData");
+    expect(put).toHaveLength(1);
+    expect([...put[0][1].data.slice((10 * 64 + 10) * 4, (10 * 64 + 10) * 4 + 4)]).toEqual([255, 0, 0, 255]);
+    const draws = ctx.calls.filter(([name]) => name === "drawImage").map(([, img]) => img.tag ?? img.tagName);
+    expect(draws).toEqual([3, 1, "CANVAS"]); // the contour onto its canvas, then the image and the outline canvas
+  });
+});
+
+describe("kernel updates", () => {
+  it("decodes a map and its contour once when an update changes both", async () => {
+    const { model } = await setup({ contour_png: png(3) });
+    decoded.length = 0;
+    model.update({ heatmap_png: png(4), contour_png: png(5) });
+    await flush();
+    expect(decoded).toEqual([1, 4, 5]);
+  });
+});

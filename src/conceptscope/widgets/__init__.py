@@ -15,6 +15,7 @@ from .explorer import Explorer
 from .gallery import NeuronGallery
 from .heatmap import HeatmapView
 from .perturbation import PerturbationView
+from .precompute import Precompute
 from .semantic_search import SemanticSearch
 from .snapshot import save_html
 from .target import TargetView
@@ -60,5 +61,5 @@ def perturb(model_or_methods, image, **kwargs) -> PerturbationView:
 
 
 __all__ = ["CompareView", "CompositionTree", "ConceptList", "Controller", "Explorer", "HeatmapView",
-           "MissingBundleError", "NeuronGallery", "PerturbationView", "ProtocolError", "SemanticSearch", "TargetView",
-           "compare", "explore", "perturb", "save_html"]
+           "MissingBundleError", "NeuronGallery", "PerturbationView", "Precompute", "ProtocolError", "SemanticSearch",
+           "TargetView", "compare", "explore", "perturb", "save_html"]

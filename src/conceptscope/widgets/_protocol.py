@@ -135,6 +135,7 @@ class RequestWidget(anywidget.AnyWidget):
 
     _view: ClassVar[str]
     _view_sets: ClassVar[frozenset[str]] = frozenset()  # the synced traits the view itself may set
+    _view_local: ClassVar[frozenset[str]] = frozenset()  # those of them it draws without Python (static snapshots)
     _schemas: ClassVar[dict[str, tuple[Schema, str]]] = {}
 
     last_result = traitlets.Dict(help="The last reply sent to the view (a result or an error).")

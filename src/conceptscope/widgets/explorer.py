@@ -78,6 +78,7 @@ class Explorer(ipywidgets.VBox):
         if classes is None and atlas is not None:
             classes = atlas.classes
         self._worker = worker = Worker("conceptscope-explorer")
+        self.secondary_delay = SECONDARY_DELAY  # 0 where nobody watches (the twin a snapshot precomputes with)
         self.search = None if lens is None else SemanticSearch(lens, vocabulary=vocabulary, worker=worker)
         if labels is None and self.search is not None and self.search.vocabulary:
             labels = _concept_names(self.search.labels_for(self.search.vocabulary))  # kept for the search's hits
@@ -114,6 +115,11 @@ class Explorer(ipywidgets.VBox):
         """The view widgets of the explorer."""
         return [v for v in (self.target, self.heatmap, self.concepts, self.tree, self.gallery, self.search)
                 if v is not None]
+
+    @property
+    def path(self) -> list[list[Any]]:
+        """The concept path whose conditional heatmap is shown ([[layer, channel], ...] from a tree's root; [])."""
+        return [list(step) for step in self._path]
 
     @property
     def worker(self) -> Worker:
@@ -170,7 +176,7 @@ class Explorer(ipywidgets.VBox):
         tree and its gallery (what a click in the concept list or the semantic search does)."""
         with self._worker.lock:
             self._show([[layer, int(channel)]])
-            self.tree.set_root(layer, channel, delay=SECONDARY_DELAY)
+            self.tree.set_root(layer, channel, delay=self.secondary_delay)
 
     def _show(self, path: list[list[Any]], force: bool = False) -> None:
         """Show the conditional heatmap of ``path`` and the gallery of its last concept."""
@@ -181,7 +187,7 @@ class Explorer(ipywidgets.VBox):
         name = " → ".join(plot.concept_name(layer, channel, controller.labels) for layer, channel in path)
         heatmap.push("concept", lambda: heatmap.concept_state(controller.path_heatmap(path), name))
         if self.gallery is not None and (not previous or previous[-1] != path[-1]):
-            self.gallery.show(*path[-1], delay=SECONDARY_DELAY, label=controller.label(*path[-1]))
+            self.gallery.show(*path[-1], delay=self.secondary_delay, label=controller.label(*path[-1]))
 
     # -- export -------------------------------------------------------------------------------------------
     def figure(self, labels: Any = None) -> Any:
@@ -201,11 +207,14 @@ class Explorer(ipywidgets.VBox):
         top, middle, bottom = figure.subfigures(3, 1, height_ratios=[1.3, 0.8, 1.2])
         axes = top.subplots(1, 3, width_ratios=[1, 1, 1.3])
         explained = target_class(target) if isinstance(target, (int, Region, Output)) else None
+        drawn = {"cmap": self.heatmap.colormap, "overlay": self.heatmap.overlay,  # as the heatmap view draws it
+                 "contour_percent": self.heatmap.contour_percent}
         plot.heatmap(picture, self._full_heatmap(), axes[0], title=f"explaining {self.target.classes[explained]!r}"
-                     if explained is not None and self.target.classes else "relevance of the target", logit=logit)
+                     if explained is not None and self.target.classes else "relevance of the target", logit=logit,
+                     **drawn)
         if self._path:
             names = " → ".join(plot.concept_name(layer, channel, labels) for layer, channel in self._path)
-            plot.heatmap(picture, controller.path_heatmap(self._path), axes[1], title=names)
+            plot.heatmap(picture, controller.path_heatmap(self._path), axes[1], title=names, **drawn)
         else:
             plot.message("no concept selected", axes[1])
         scores = controller.top_concepts(self.concepts.layer, self.concepts.k, self.concepts.region or None)
@@ -217,7 +226,8 @@ class Explorer(ipywidgets.VBox):
         self.tree.figure(bottom.subplots(), labels, depth=1)
         return figure
 
-    def save_html(self, path: Any) -> Any:
+    def save_html(self, path: Any, **options: Any) -> Any:
         """Write a standalone HTML snapshot of the explorer as it looks now (no kernel or network needed); returns
-        the path."""
-        return save_html(self, path)
+        the path. ``options``: ``title``, ``theme`` and ``precompute`` (the clicks that work in it) of
+        :func:`~conceptscope.widgets.save_html`."""
+        return save_html(self, path, **options)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from ..render import COLORMAPS, decode_png, encode_png, heatmap_png
+from ..render import COLORMAPS, OVERLAYS, check_overlay, check_percent, contour_png, decode_png, encode_png, heatmap_png
 from ..render.colormap import colour_table
 from ._arrays import as_image, as_relevance
 from ._protocol import ProtocolError, Real, RequestWidget, checked, request
@@ -32,11 +32,15 @@ class HeatmapView(RequestWidget):
     after the map changed, to refresh its readout); dragging a box sets ``region`` ([x0, y0, x1, y1] in image
     pixels, end exclusive; [] for none) and calls the ``on("region", callback)`` callbacks with it on every change.
     :meth:`set_concept` adds a concept's conditional heatmap, and ``show`` ("heatmap" or "concept", toggled in the
-    view) picks the map drawn.
+    view) picks the map drawn. ``overlay`` (switched in the view) is how it is drawn: "overlay" (over the image, as
+    opaque as |R| is large), "side-by-side" (the image and the heatmap next to each other; clicks and boxes work on
+    both) or "contour" (the image in its own colours with the outline of its ``contour_percent`` % most positively
+    relevant pixels, in the colormap's positive-end colour: red for "bwr").
     """
 
     _view = "heatmap"
-    _view_sets = frozenset({"show", "opacity", "colormap", "region"})
+    _view_sets = frozenset({"show", "opacity", "colormap", "region", "overlay"})
+    _view_local = frozenset({"show", "opacity", "overlay"})
 
     image_png = traitlets.Bytes(help="The image as PNG bytes (sent as a binary buffer).").tag(sync=True)
     heatmap_png = traitlets.Bytes(help="The colormapped relevance as RGBA PNG bytes.").tag(sync=True)
@@ -53,20 +57,32 @@ class HeatmapView(RequestWidget):
         sync=True)
     logit = traitlets.Float(None, allow_none=True, help="What the heatmap's relevance started from (the target "
                             "logit), to show its share; None if unknown.").tag(sync=True)
+    overlay = traitlets.Unicode(OVERLAYS[0], help=f"How the map is drawn: one of {', '.join(OVERLAYS)}.").tag(
+        sync=True)
+    overlays = traitlets.List(traitlets.Unicode(), default_value=list(OVERLAYS), read_only=True).tag(sync=True)
+    contour_percent = Real(10.0, help="The share of pixels (%, in (0, 100]) that the contour display outlines.").tag(
+        sync=True)
+    contour_png = traitlets.Bytes(help="The heatmap's contour_percent % most relevant pixels (RGBA PNG, opaque in "
+                                       "the outline colour).").tag(sync=True)
+    concept_contour_png = traitlets.Bytes(help="The same for the concept's map (b'' if none).").tag(sync=True)
     relevance = traitlets.Instance(np.ndarray, help="The relevance map (H, W) behind heatmap_png.")
     concept_relevance = traitlets.Instance(np.ndarray, allow_none=True, help="The map behind concept_png.")
 
-    def __init__(self, image: Any, relevance: Any, colormap: str = "bwr", opacity: float = 0.6, **kwargs: Any):
+    def __init__(self, image: Any, relevance: Any, colormap: str = "bwr", opacity: float = 0.6,
+                 overlay: str = "overlay", contour_percent: float = 10.0, **kwargs: Any):
         img = as_image(image)
         rel = as_relevance(relevance, img.shape[:2])
         if colormap not in COLORMAPS:
             raise ValueError(f"colormap must be one of {', '.join(COLORMAPS)}; got {colormap!r}")
         if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
             raise ValueError(f"opacity must be a number in [0, 1]; got {opacity!r}")
+        check_overlay(overlay)
+        contour_percent = check_percent(contour_percent)
         self._shape = img.shape[:2]
         self._asked: tuple[int, int, bool] | None = None  # the last pixel asked for, and whether the map changed since
-        super().__init__(image_png=encode_png(img), relevance=rel, colormap=colormap, opacity=float(opacity),
-                         colorbar_png=colorbar_png(colormap), **kwargs)
+        super().__init__(image_png=encode_png(img), colormap=colormap, opacity=float(opacity), overlay=overlay,
+                         contour_percent=contour_percent, relevance=rel, colorbar_png=colorbar_png(colormap),
+                         **kwargs)
 
     def figure(self, ax: Any = None, logit: float | None = None) -> Any:
         """A matplotlib figure of the map shown now (the heatmap, or the concept's conditional heatmap) over the
@@ -76,7 +92,8 @@ class HeatmapView(RequestWidget):
         concept = self.show == "concept" and self.concept_relevance is not None
         relevance = self.concept_relevance if concept else self.relevance
         title = self.concept_label if concept else "relevance of the target"
-        return plot.heatmap(decode_png(self.image_png), relevance, ax, cmap=self.colormap, title=title, logit=logit)
+        return plot.heatmap(decode_png(self.image_png), relevance, ax, cmap=self.colormap, title=title, logit=logit,
+                            overlay=self.overlay, contour_percent=self.contour_percent)
 
     # -- state changes from Python (whole updates, also used as results of background work) ---------
     def heatmap_state(self, relevance: Any, image: Any = None, logit: float | None = None) -> dict[str, Any]:
@@ -124,12 +141,15 @@ class HeatmapView(RequestWidget):
     def _encode_heatmap(self, change: dict) -> None:
         with self._lock, self.hold_sync():
             self.heatmap_png = heatmap_png(change["new"], self.colormap, alpha=True)
+            self.contour_png = contour_png(change["new"], self.contour_percent, self.colormap)
             self.scales = {**self.scales, "heatmap": _scale(change["new"])}
 
     @traitlets.observe("concept_relevance")
     def _encode_concept(self, change: dict) -> None:
         with self._lock, self.hold_sync():
             self.concept_png = b"" if change["new"] is None else heatmap_png(change["new"], self.colormap, alpha=True)
+            self.concept_contour_png = b"" if change["new"] is None else contour_png(
+                change["new"], self.contour_percent, self.colormap)
             self.scales = {**self.scales, "concept": None if change["new"] is None else _scale(change["new"])}
 
     # -- checks of the synced state (from Python or the view) -----------------------------------------
@@ -154,6 +174,14 @@ class HeatmapView(RequestWidget):
     def _region_changed(self, change: dict) -> None:
         self._emit("region", list(change["new"]))
 
+    @traitlets.validate("overlay")
+    def _valid_overlay(self, proposal: dict) -> str:
+        return checked(check_overlay)(proposal["value"])
+
+    @traitlets.validate("contour_percent")
+    def _valid_contour_percent(self, proposal: dict) -> float:
+        return checked(check_percent)(proposal["value"])
+
     @traitlets.observe("colormap")
     def _recolour(self, change: dict) -> None:
         with self._lock, self.hold_sync():
@@ -161,6 +189,17 @@ class HeatmapView(RequestWidget):
             self.heatmap_png = heatmap_png(self.relevance, change["new"], alpha=True)
             if self.concept_relevance is not None:
                 self.concept_png = heatmap_png(self.concept_relevance, change["new"], alpha=True)
+            self._outline()
+
+    @traitlets.observe("contour_percent")
+    def _outline(self, _change: dict | None = None) -> None:
+        """The contour masks again (a new share of pixels or colormap)."""
+        if self.relevance is None:  # contour_percent set before the first map (in __init__)
+            return
+        with self._lock, self.hold_sync():
+            self.contour_png = contour_png(self.relevance, self.contour_percent, self.colormap)
+            if self.concept_relevance is not None:
+                self.concept_contour_png = contour_png(self.concept_relevance, self.contour_percent, self.colormap)
 
     # -- requests from the view ---------------------------------------------------------------------
     @request("pixel", x=int, y=int)
