@@ -36,9 +36,10 @@ VALUES, ATTNLRP = "values", "attnlrp"  # attention: weights held constant (CP-LR
 EPSILON = 1e-12  # only a guard against division by zero: gradient x input (lxt) has no stabiliser at all
 
 
-def stabilize(value):
-    """``value + eps * sign(value)`` (sign 0 taken as +1), as zennit's stabilisers."""
-    return value + EPSILON * (2 * (value >= 0).to(value.dtype) - 1)
+def stabilize(value, epsilon=EPSILON):
+    """``value + epsilon * sign(value)`` (sign 0 taken as +1), as zennit's stabilisers (bit for bit), in two passes."""
+    epsilon = value.new_tensor(epsilon)
+    return value + torch.where(value >= 0, epsilon, -epsilon)
 
 
 # -- what each operation is ----------------------------------------------------------------------------------------

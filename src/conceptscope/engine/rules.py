@@ -13,12 +13,15 @@ once in the forward pass (:meth:`LinearizedRule.coefficients`); each backward pa
 zennit's Gamma rule, four terms as written, is rewritten exactly in two (:class:`GammaRule`).
 """
 import copy
+import functools
 
 import torch
 import torch.nn.functional as F
-from zennit.core import BasicHook, ParamMod
+from zennit.core import BasicHook, ParamMod, Stabilizer
 from zennit.layer import Sum
 from zennit.rules import Gamma, Pass
+
+from .operations import stabilize
 
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _AFFINE = (*_CONVS, torch.nn.Linear)
@@ -216,7 +219,10 @@ class GammaRule(LinearizedRule):
     zennit's up to rounding, with the rule's own stabiliser."""
 
     def __init__(self, hook, module, gamma, stabilizer, biases):
-        self.hook, self.gamma, self.stabilizer = hook, gamma, stabilizer
+        self.hook, self.gamma = hook, gamma
+        if type(stabilizer) is Stabilizer and not stabilizer.clip and not stabilizer.norm_scale:
+            stabilizer = functools.partial(stabilize, epsilon=stabilizer.epsilon)  # the same, in fewer passes
+        self.stabilizer = stabilizer
         weight = module.weight.detach()
         self.modified = [_with_weight(module, weight), _with_weight(module, weight.abs())]
         self.bias = None if module.bias is None else module.bias.detach()
@@ -247,10 +253,13 @@ class GammaRule(LinearizedRule):
                                                         for k in (0, 2)))
 
     def coefficients(self, input, output):
-        """``[(0, x, c1), (1, |x|, c2)]`` for this forward pass (a term whose input is all zero is left out)."""
+        """``[(0, x, c1), (1, |x|, c2)]`` for this forward pass; none for an all-zero input."""
         module, half = self.modified[0], self.gamma / 2
         with torch.no_grad():
-            absolute = self.modified[1].forward(input.abs())
+            if not bool(input.any()):
+                return []
+            magnitude = input.abs()
+            absolute = self.modified[1].forward(magnitude)
             product = output if self.bias is None else output - _broadcast(module, self.bias, output)
             sign = output.sign()
             denominator = (1 + half) * product + half * sign * absolute
@@ -261,8 +270,8 @@ class GammaRule(LinearizedRule):
                     output > 0, zero if positive is None else _broadcast(module, positive, output),
                     zero if negative is None else _broadcast(module, negative, output))
             inverse = (output != 0) / self.stabilizer(denominator)
-            terms = [(0, input, (1 + half) * inverse), (1, input.abs(), half * sign * inverse)]
-            return [(k, channels_last(a), channels_last(c)) for k, a, c in terms if bool(a.any())]
+            return [(0, channels_last(input), channels_last((1 + half) * inverse)),
+                    (1, channels_last(magnitude), channels_last(half * sign * inverse))]
 
 
 def _with_weight(module, weight):
