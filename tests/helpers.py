@@ -31,3 +31,20 @@ def assert_unchanged(model, before):
             assert torch.equal(after[kind][name], before[kind][name]), f"{kind[:-1]} {name} changed"
     for kind in ("requires_grad", "training", "hooks", "modules", "forward"):
         assert after[kind] == before[kind], f"{kind} changed"
+
+
+def wired(explorer, timeout=60):
+    """``explorer`` with every view's messages to the front end kept in ``view.sent`` instead of sent, once its first
+    computations are done."""
+    for view in explorer.views:
+        view.sent = []
+        view.send = lambda content, buffers=None, view=view: view.sent.append(content)
+    assert explorer.wait(timeout)
+    return explorer
+
+
+def deliver(explorer, view, timeout=60, **message):
+    """Hand ``message`` to ``view`` as its front end would, wait for the explorer's work, return the last reply."""
+    view._on_message(view, message, [])
+    assert explorer.wait(timeout)
+    return view.sent[-1]

@@ -13,7 +13,7 @@ from conceptscope.engine.segments import MIN_PIXELS, predicted_segments, segment
 from conceptscope.widgets import explore
 from conceptscope.world.detection import detect, detection_output, detection_segments
 from conceptscope.world.segmentation import segment_classes
-from tests.helpers import assert_unchanged, model_state
+from tests.helpers import assert_unchanged, deliver, model_state, wired
 
 LAYER = "backbone.fuse.0"
 
@@ -47,20 +47,6 @@ def index(segmenter, data, classes):
         if len(found) >= 2 and found[1].mask.sum() >= 30:
             return i
     raise AssertionError("the segmenter predicts two objects on none of 64 test images")
-
-
-def wired(explorer):
-    for view in explorer.views:
-        view.sent = []
-        view.send = lambda content, buffers=None, view=view: view.sent.append(content)
-    assert explorer.wait(60)
-    return explorer
-
-
-def deliver(ex, view, **message):
-    view._on_message(view, message, [])
-    assert ex.wait(60)
-    return view.sent[-1]
 
 
 def inside(mask):

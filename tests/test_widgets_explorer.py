@@ -16,6 +16,8 @@ from conceptscope.render import encode_png
 from conceptscope.widgets import Explorer, explore
 from conceptscope.widgets.snapshot import layout
 
+from .helpers import deliver, wired
+
 LAYER = "features.15"
 
 
@@ -27,18 +29,7 @@ def atlas(xp, data, tmp_path_factory):
 
 @pytest.fixture
 def ex(xp, data, atlas):
-    explorer = explore(xp, data[3][0], atlas=atlas, picture=data.raw_image(3))
-    for view in explorer.views:
-        view.sent = []
-        view.send = lambda content, buffers=None, view=view: view.sent.append(content)
-    assert explorer.wait(30)
-    return explorer
-
-
-def deliver(ex, view, **message):
-    view._on_message(view, message, [])
-    assert ex.wait(30)
-    return view.sent[-1]
+    return wired(explore(xp, data[3][0], atlas=atlas, picture=data.raw_image(3)))
 
 
 def select(ex, channel, **extra):
