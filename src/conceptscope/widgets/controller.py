@@ -223,9 +223,10 @@ class Controller:
                 "predicted": top[0]["index"], "top": top, "classes": classes}
 
     def default_layer(self) -> str:
-        """The last recorded layer with spatial output (the last convolution), else the last layer."""
+        """The last recorded layer with spatial or token output (a CNN's last convolution, a transformer's last block),
+        else the last layer."""
         explanation = self.explanation()
-        spatial = [name for name in explanation.layers if explanation.activations[name].dim() == 3]
+        spatial = [name for name in explanation.layers if explanation.activations[name].dim() >= 2]
         return (spatial or explanation.layers)[-1]
 
     def region_mask(self, box: Box | None, subject: Subject | None = None) -> np.ndarray | None:
