@@ -100,14 +100,23 @@ class _Tracer(torch.fx.Tracer):
 
 
 class Trace:
-    """The values of one forward pass: every node's output and the max-pooling switches, plus each rule's
-    coefficients, computed on the first backward pass through its module (so a backward pass that stops early never
-    pays for the layers below)."""
+    """The values of one forward pass: every node's output and the max-pooling switches, plus what the backward passes
+    derive from them, computed on the first backward pass through a node (so a backward pass that stops early never
+    pays for the layers below) and kept for the next ones: each rule's coefficients (``terms``), each operation's
+    autograd graph on its recorded inputs (``graphs``) and other per-node values (:meth:`memo`)."""
 
     def __init__(self, values, switches):
         self.values = values
         self.switches = switches
         self.terms = {}
+        self.graphs = {}
+        self._memo = {}
+
+    def memo(self, key, compute):
+        """``compute()``, computed once per trace for ``key``."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
 
 class RelevanceModel:
@@ -334,20 +343,23 @@ class RelevanceModel:
         merge the batch dimension (windows of a Swin block) stay right."""
         values = trace.values
         batched = count != values[self.input_node].shape[0]
-        with torch.enable_grad():
-            leaves = {n: values[n].detach().requires_grad_() for n in sources}
-            load = lambda args: torch.fx.node.map_arg(args, lambda n: leaves.get(n, values[n]))  # noqa: E731
-            args, kwargs = load(node.args), load(node.kwargs)
-            output = surrogate(*args, **kwargs) if surrogate is not None else _call(self, node, args, kwargs)
-            if isinstance(grad, dict):
-                outputs, grads = [output[i] for i in grad], list(grad.values())
-            else:
-                outputs, grads = [output], [grad]
-            if batched:
-                grads = [g.unsqueeze(1) if o.shape[0] == 1 and g.dim() == o.dim() else g
-                         for o, g in zip(outputs, grads)]
-            found = torch.autograd.grad(outputs, list(leaves.values()), grads, allow_unused=True,
-                                        is_grads_batched=batched)
+        key = (node, surrogate, tuple(sources))
+        if key not in trace.graphs:  # the operation re-run with autograd once per trace; its graph serves every pass
+            with torch.enable_grad():
+                leaves = {n: values[n].detach().requires_grad_() for n in sources}
+                load = lambda args: torch.fx.node.map_arg(args, lambda n: leaves.get(n, values[n]))  # noqa: E731
+                args, kwargs = load(node.args), load(node.kwargs)
+                trace.graphs[key] = leaves, (surrogate(*args, **kwargs) if surrogate is not None
+                                             else _call(self, node, args, kwargs))
+        leaves, output = trace.graphs[key]
+        if isinstance(grad, dict):
+            outputs, grads = [output[i] for i in grad], list(grad.values())
+        else:
+            outputs, grads = [output], [grad]
+        if batched:
+            grads = [g.unsqueeze(1) if o.shape[0] == 1 and g.dim() == o.dim() else g for o, g in zip(outputs, grads)]
+        found = torch.autograd.grad(outputs, list(leaves.values()), grads, allow_unused=True, retain_graph=True,
+                                    is_grads_batched=batched)
         if batched:
             found = [g if g is None or leaves[n].shape[0] != 1 else g.squeeze(1) for n, g in zip(leaves, found)]
         return [(n, g) for n, g in zip(leaves, found) if g is not None]
