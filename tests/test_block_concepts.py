@@ -226,3 +226,22 @@ def test_a_layer_without_the_batch_first_or_never_called_is_refused():
     unused.spare = nn.Linear(2, 2)
     with pytest.raises(UnknownLayerError, match=r"\['spare'\] are never called"):
         _ = cs.Explainer(unused, layers=["blocks.0", "spare"]).layers
+
+
+def test_default_layers_without_the_batch_first_are_left_out_and_refused_when_named():
+    """timm's Swin runs its attention's linear layers on windows, (B * windows, tokens, C): listed by their module type,
+    they are dropped from the default layers at the first forward pass (their first image would be one window), and
+    refused when named; the blocks' outputs (B, H, W, C) have the features last."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.models.swin_transformer.SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=16,
+                                                         depths=(2, 2), num_heads=(2, 2), num_classes=10).eval()
+    xp = cs.Explainer(model, "epsilon")
+    assert "layers.0.blocks.0.attn.qkv" in xp.layers and xp.layers["layers.1.blocks.1"] == 32
+    explanation = xp.explain(torch.randn(3, 32, 32))
+    assert "layers.0.blocks.0.attn.qkv" not in xp.layers and "layers.0.blocks.0.attn.qkv" not in explanation.layers
+    assert explanation.activations["layers.1.blocks.1"].shape == (32, 4, 4)
+    total = explanation.conditional_heatmaps("layers.1.blocks.1", range(32)).sum(0)
+    assert relative_error(total, explanation.heatmap) <= 1e-4
+    with pytest.raises(ValueError, match=r"'layers.0.blocks.0.attn.qkv' returns a tensor of shape \(4, 16, 48\)"):
+        xp.explain(torch.randn(3, 32, 32), layers=["layers.0.blocks.0.attn.qkv"])

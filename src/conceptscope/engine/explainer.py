@@ -131,8 +131,9 @@ class Explainer:
         channel-last outputs (tokens (B, N, D), maps (B, H, W, C)), its features (see :mod:`.axes`)."""
         with self.lock:
             relevance_model = self._current()
-            if self._layers is None:
-                return relevance_model.concept_layers([*layers(self.model), *blocks(self.model)])
+            if self._layers is None:  # less those a forward pass showed to have no concept axis (see _run)
+                return relevance_model.concept_layers([name for name in [*layers(self.model), *blocks(self.model)]
+                                                       if name not in relevance_model.refused])
             found = relevance_model.concept_layers(self._layers)
             missing = [name for name in self._layers if name not in found]
             if missing:
@@ -179,8 +180,10 @@ class Explainer:
         """The relevance model (checked against the model at the start of the public call)."""
         return self._relevance_model
 
-    def _run(self, images, layers):
-        """Forward pass on the relevance model: the batch, logits and trace; ``layers`` are checked first."""
+    def _run(self, images, layers, optional=()):
+        """Forward pass on the relevance model: the batch, logits and trace; ``layers`` are checked first, and their
+        outputs after the pass (:meth:`RelevanceModel.check_output`): one that has no concept axis raises, unless it is
+        ``optional`` (listed by default, not named by the user): then it is remembered in ``refused`` and left out."""
         relevance_model = self._current()
         for name in layers:
             check_layer(self.model, name)
@@ -201,7 +204,12 @@ class Explainer:
             raise ValueError(f"{type(self.model).__name__} cannot run on an input of shape {tuple(images.shape)}: "
                              f"{error}. Check the input size the model expects") from error
         for name in layers:
-            relevance_model.check_output(name, trace.values[relevance_model.node(name)], images.shape[0])
+            try:
+                relevance_model.check_output(name, trace.values[relevance_model.node(name)], images.shape[0])
+            except ValueError as error:
+                if name not in optional:
+                    raise
+                relevance_model.refused[name] = str(error)  # e.g. a Linear inside Swin's windows: (B * windows, ...)
         return relevance_model, images, logits, trace
 
     @_follows_model
@@ -258,10 +266,14 @@ class Explainer:
     def explain(self, image: Images, target: Target = None, layers: Layers | None = None) -> Explanation:
         """Explain one image: an :class:`Explanation` with heatmap, logits, target and per-layer relevances.
 
-        ``layers`` are the layers to record (default: every convolution and linear layer). The explanation keeps its
-        graph, so conditional heatmaps, rankings and compositions of it cost only backward passes.
+        ``layers`` are the layers to record (default: :attr:`layers`). The explanation keeps its graph, so conditional
+        heatmaps, rankings and compositions of it cost only backward passes.
         """
         names = list(self.layers) if layers is None else layer_names(layers)
+        return self._explain(image, target, names, names if layers is None else ())
+
+    def _explain(self, image, target, names, optional):
+        """:meth:`explain` recording ``names``, those in ``optional`` only where they have a concept axis."""
         with self.lock:
             batch = as_batch(image, self._input_spec, self.device, self.dtype)
             if batch.shape[0] != 1:
@@ -273,7 +285,8 @@ class Explainer:
                 self._cache.move_to_end(key)
                 return cached
             names = list(dict.fromkeys([*names, *(cached.layers if cached else ())]))
-            relevance_model, images, logits, trace = self._run(batch, names)
+            relevance_model, images, logits, trace = self._run(batch, names, optional)
+            names = [name for name in names if not (name in optional and name in relevance_model.refused)]
             (target_index,) = resolve_targets(target, logits, self.classes)
             budget = self._memory_budget or default_memory_budget(images.device)
             explanation = Explanation(relevance_model, trace, logits, target_index, names, self.concept, budget,
@@ -288,7 +301,7 @@ class Explainer:
                              chunk_size: int | None = None) -> torch.Tensor:
         """One heatmap per channel of ``layer`` (K, H, W), all from one forward pass, batched below the layer."""
         with self.lock:
-            return self.explain(image, target, self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
+            return self._explain(image, target, *self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
 
     @_follows_model
     def conditional_heatmap(self, image: Images, conditions: Mapping[str, Iterable[int]],
@@ -297,8 +310,8 @@ class Explainer:
         if not isinstance(conditions, Mapping):
             raise TypeError(f"conditions must be a dict {{layer: [channels]}}; got {type(conditions).__name__}")
         with self.lock:
-            return self.explain(image, target, self._with(*layer_names(list(conditions), "conditions' keys"))
-                                ).conditional_heatmap(conditions)
+            return self._explain(image, target, *self._with(*layer_names(list(conditions), "conditions' keys"))
+                                 ).conditional_heatmap(conditions)
 
     @_follows_model
     def composition(self, image: Images, layer: str, channel: int, target: Target = None, depth: int = 2,
@@ -309,15 +322,16 @@ class Explainer:
             raise TypeError(f"layer must be a layer name (a string); got {type(layer).__name__}")
         depth, top = count("depth", depth, minimum=0), count("top", top)
         with self.lock:
-            explanation = self.explain(image, target, self._with(layer))
+            explanation = self._explain(image, target, *self._with(layer))
             (channel,) = self.concept.check_ids(layer, explanation.activations[layer][None], [channel])
             relevance = float(explanation.concept_relevance(layer)[channel])
             root = CompositionNode(self, explanation, [(layer, channel)], relevance, 1.0, top)
             return root.expand(depth)
 
     def _with(self, *extra):
-        """The default recorded layers plus ``extra`` ones."""
-        return list(dict.fromkeys([*self.layers, *extra]))
+        """The default recorded layers plus ``extra`` ones, and which of them are optional (the defaults)."""
+        defaults = list(self.layers)
+        return list(dict.fromkeys([*defaults, *extra])), [name for name in defaults if name not in extra]
 
 
 def _check_concept_axes(model, axes):

@@ -125,6 +125,7 @@ class RelevanceModel:
     def __init__(self, model, composite, output=None, fingerprint=None, concept_axes=None):
         self.concept_axes = dict(concept_axes or {})  # the user's {layer: axis} where the rule of .axes is wrong
         self._widths = {}
+        self.refused = {}  # default concept layers whose output showed no concept axis: {name: why}
         self.fingerprint = model_fingerprint(model) if fingerprint is None else fingerprint  # the model it copies
         self.digest = None  # SHA-256 of those weights, taken when first asked for (Explainer.weights_digest)
         self.module = private_copy(model)
