@@ -245,3 +245,18 @@ def test_default_layers_without_the_batch_first_are_left_out_and_refused_when_na
     assert relative_error(total, explanation.heatmap) <= 1e-4
     with pytest.raises(ValueError, match=r"'layers.0.blocks.0.attn.qkv' returns a tensor of shape \(4, 16, 48\)"):
         xp.explain(torch.randn(3, 32, 32), layers=["layers.0.blocks.0.attn.qkv"])
+
+
+def test_an_atlas_remembers_the_concept_axes_it_was_built_with(tmp_path):
+    torch.manual_seed(0)
+    model = ChannelLast().eval()
+    dataset = [(torch.randn(3, 8, 8), i % 3) for i in range(6)]
+    chosen = cs.Explainer(model, "epsilon", concept_axis={"act": -1})
+    atlas = cs.Atlas.build(chosen, dataset, ["act"], tmp_path / "atlas", k=2, batch_size=3, progress=False)
+    assert atlas.layers == {"act": 6} and atlas.manifest["identity"]["concept_axis"] == {"act": -1}
+    assert cs.Atlas.load(atlas.path, chosen, dataset).layers == {"act": 6}
+    with pytest.raises(cs.AtlasMismatchError, match=r"other concept axes .*\{\"act\": -1\} vs \{\}"):
+        cs.Atlas.load(atlas.path, cs.Explainer(model, "epsilon"), dataset)
+    plain = cs.Atlas.build(cs.Explainer(model, "epsilon"), dataset, ["proj"], tmp_path / "plain", k=2, batch_size=3,
+                           progress=False)
+    assert "concept_axis" not in plain.manifest["identity"]  # atlases without a chosen axis keep their identity

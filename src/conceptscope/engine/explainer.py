@@ -142,6 +142,12 @@ class Explainer:
             return found
 
     @property
+    def concept_axis(self) -> dict[str, int]:
+        """The concept axes the user chose (``concept_axis=``): ``{layer: axis}``, empty where the rule of
+        :mod:`.axes` decides."""
+        return dict(self._concept_axes)
+
+    @property
     def device(self) -> torch.device:
         return _first_weight(self.model).device
 
