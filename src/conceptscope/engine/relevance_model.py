@@ -103,7 +103,7 @@ class Trace:
     """The values of one forward pass: every node's output and the max-pooling switches, plus what the backward passes
     derive from them, computed on the first backward pass through a node (so a backward pass that stops early never
     pays for the layers below) and kept for the next ones: each rule's coefficients (``terms``), each operation's
-    autograd graph on its recorded inputs (``graphs``) and other per-node values (:meth:`memo`)."""
+    autograd graph on its recorded inputs (``graphs``, for one image) and other per-node values (:meth:`memo`)."""
 
     def __init__(self, values, switches):
         self.values = values
@@ -344,22 +344,27 @@ class RelevanceModel:
         merge the batch dimension (windows of a Swin block) stay right."""
         values = trace.values
         batched = count != values[self.input_node].shape[0]
+        # the trace of one explained image serves many backward passes (CRP): there the operation is re-run with
+        # autograd once and its graph kept; a batch's trace (an atlas build) serves one, and keeps no graph
+        keep = values[self.input_node].shape[0] == 1
         key = (node, surrogate, tuple(sources))
-        if key not in trace.graphs:  # the operation re-run with autograd once per trace; its graph serves every pass
+        if key in trace.graphs:
+            leaves, output = trace.graphs[key]
+        else:
             with torch.enable_grad():
                 leaves = {n: values[n].detach().requires_grad_() for n in sources}
                 load = lambda args: torch.fx.node.map_arg(args, lambda n: leaves.get(n, values[n]))  # noqa: E731
                 args, kwargs = load(node.args), load(node.kwargs)
-                trace.graphs[key] = leaves, (surrogate(*args, **kwargs) if surrogate is not None
-                                             else _call(self, node, args, kwargs))
-        leaves, output = trace.graphs[key]
+                output = surrogate(*args, **kwargs) if surrogate is not None else _call(self, node, args, kwargs)
+            if keep:
+                trace.graphs[key] = leaves, output
         if isinstance(grad, dict):
             outputs, grads = [output[i] for i in grad], list(grad.values())
         else:
             outputs, grads = [output], [grad]
         if batched:
             grads = [g.unsqueeze(1) if o.shape[0] == 1 and g.dim() == o.dim() else g for o, g in zip(outputs, grads)]
-        found = torch.autograd.grad(outputs, list(leaves.values()), grads, allow_unused=True, retain_graph=True,
+        found = torch.autograd.grad(outputs, list(leaves.values()), grads, allow_unused=True, retain_graph=keep,
                                     is_grads_batched=batched)
         if batched:
             found = [g if g is None or leaves[n].shape[0] != 1 else g.squeeze(1) for n, g in zip(leaves, found)]
