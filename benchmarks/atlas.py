@@ -2,6 +2,7 @@
 references of concept channels in the shapes world show that concept.
 
     python benchmarks/atlas.py [--device cpu|cuda] [--threads 2] [--repeat 3] [--vgg-repeat 1] [--skip-vgg]
+                               [--skip-vit | --vit-only]
                                [--concept-samples 512] [--vgg-samples 16]
                                [--reference-python /work/refvenvs/crp/bin/python [--reference-repeat 3]
                                 [--reference-only]]
@@ -12,7 +13,9 @@ statistics, final checkpoint) of torchvision VGG16 (random weights, 224 px, 16 s
 (4 passes); the builds take turns (``_common.in_turn``) for ``--repeat`` rounds (``--vgg-repeat`` for VGG16, minutes
 per run on CPU) after a warm-up round, and the rows give best, median and spread. The backward pass stops
 at the lowest recorded layer, so the 4 layers in one pass are compared with the lowest alone (target: at most 1.3x).
-CPU seconds are reported next to wall seconds: on a shared machine they vary far less.
+CPU seconds are reported next to wall seconds: on a shared machine they vary far less. The shapes ViT (AttnLRP, its 4
+block outputs in one pass) is built in turn with the shapes CNN's 4 layers, on the same 256 images (``--vit-only``: only
+that, into benchmarks/results/atlas_vit_<device>.json).
 
 Concepts (writes benchmarks/results/atlas_concepts.json): for each colour, shape and texture of the shapes world, the
 channel of a layer whose activation best separates images with and without the concept (ground-truth masks); the share
@@ -144,6 +147,8 @@ def speed(args, device):
     rows += speed_rows("shapes CNN 64px", shapes, world.dataset("test", 256), ["features.4", "features.8",
                        "features.11", "features.15"], 64, args.repeat)
     meta = {"device": device.type}
+    if not args.skip_vit:
+        rows += vit_rows(args, device)
     if not args.skip_vgg:
         vgg, images = vgg16(device, args.vgg_samples)
         rows += speed_rows("VGG16 224px", vgg, images, VGG_LAYERS, VGG_BATCH, args.vgg_repeat)
@@ -152,6 +157,32 @@ def speed(args, device):
             rows += found
             meta.update(reference_meta)
     report(f"atlas_{device.type}", rows, meta)
+
+
+SHAPES_CNN_LAYERS = ["features.4", "features.8", "features.11", "features.15"]
+SHAPES_VIT_LAYERS = ["blocks.0", "blocks.1", "blocks.2", "blocks.3"]
+
+
+def vit_rows(args, device):
+    """Images/s of a full build of the shapes ViT (AttnLRP, its 4 block outputs in one pass) next to the shapes CNN
+    (its 4 layers of :func:`speed`, one pass), 256 test images, batch 64: the two builds in turn for ``--repeat``
+    rounds after a warm-up round."""
+    world = load_world("shapes")
+    dataset = world.dataset("test", 256)
+    cpu = {"cnn": [], "vit": []}
+    sides = {"cnn": build(cs.Explainer(world.model.to(device)), dataset, SHAPES_CNN_LAYERS, 64, cpu["cnn"]),
+             "vit": build(cs.Explainer(world.vit.to(device), "attn_lrp"), dataset, SHAPES_VIT_LAYERS, 64, cpu["vit"])}
+    times = in_turn(sides, args.repeat)
+    rows = []
+    for side, name, layers in (("cnn", "shapes CNN 64px", SHAPES_CNN_LAYERS),
+                               ("vit", "shapes ViT 64px (attn_lrp)", SHAPES_VIT_LAYERS)):
+        timing = times[side]
+        rows.append({"model": name, "scheme": f"4 layers, one pass ({', '.join(layers)}); CNN and ViT in turn",
+                     **timing.columns(""), "samples/s": len(dataset) / timing.median,
+                     "samples/s (best)": len(dataset) / timing.best,
+                     "cpu s": statistics.median(cpu[side][-args.repeat:]),
+                     "vs CNN (median)": timing.median / times["cnn"].median})
+    return rows
 
 
 def concept_channel(activation, present):
@@ -200,6 +231,9 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--vgg-repeat", type=int, default=1)
     parser.add_argument("--skip-vgg", action="store_true")
+    parser.add_argument("--skip-vit", action="store_true", help="no shapes ViT vs shapes CNN builds")
+    parser.add_argument("--vit-only", action="store_true",
+                        help="only the shapes ViT vs shapes CNN builds (to results/atlas_vit_<device>.json)")
     parser.add_argument("--concept-samples", type=int, default=512)
     parser.add_argument("--vgg-samples", type=int, default=16, help="random 224 px images for the VGG16 builds")
     parser.add_argument("--reference-python", default=None,
@@ -216,6 +250,9 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.vit_only:
+        report(f"atlas_vit_{device.type}", vit_rows(args, device), {"device": device.type, "rounds": args.repeat})
+        return
     if args.reference_only:
         rows, meta = reference_rows(args, device)
         report(f"atlas_reference_{device.type}", rows, {"device": device.type, **meta})

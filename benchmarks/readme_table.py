@@ -131,6 +131,19 @@ def atlas(data):
     return "\n".join(lines)
 
 
+def atlas_vit(data):
+    info = data["info"]
+    rows = data["rows"]
+    lines = [_header(info, f"the two builds in turn, {info.get('rounds')} rounds after a warm-up round; best / median"),
+             "", "| model | layers | seconds: best / median | images/s: median (best) | vs CNN (median) | CPU s |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['scheme'].split('(')[1].split(')')[0]} | {_pair(r, '')} | "
+                     f"{_number(r['samples/s'], 3)} ({_number(r['samples/s (best)'], 3)}) | "
+                     f"{_number(r['vs CNN (median)'], 3)}x | {_number(r['cpu s'], 3)} |")
+    return "\n".join(lines)
+
+
 def widgets(data):
     info = data["info"]
     lines = [_header(info, "clicks in turn with the kernel's own compute of one conditional heatmap, after a warm-up; "
@@ -198,7 +211,7 @@ def semantics(data):
 
 
 TABLES = {"coverage": coverage, "transformers": transformers, "crp_cpu": crp, "atlas_cpu": atlas,
-          "widgets": widgets, "widgets_segment": widgets_segment,
+          "atlas_vit_cpu": atlas_vit, "widgets": widgets, "widgets_segment": widgets_segment,
           "methods_speed": methods_speed, "faithfulness": faithfulness, "semantics_cpu": semantics}
 
 

@@ -1,7 +1,7 @@
 """Benchmark: SemanticLens on CPU — embedding throughput, search latency, interpretability scores (against the
 semanticlens package), and the ground-truth figures of the shapes world.
 
-    python benchmarks/semantics.py [--threads 2] [--images 1000] [--repeat 3] [--embedding-only]
+    python benchmarks/semantics.py [--threads 2] [--images 1000] [--repeat 3] [--embedding-only | --vit-only]
                                    [--reference-python /work/refvenvs/semanticlens/bin/python [--reference-repeat 3]]
 
 Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``case``, ``value``, ``unit``, ``note``).
@@ -21,8 +21,10 @@ Writes benchmarks/results/semantics_cpu.json; one row per figure (``part``, ``ca
   ``OMP_WAIT_POLICY=PASSIVE``), and the ratios of the best and of the median total times are reported (target >= 10x;
   its wall time swings with the load of other jobs, the CPU-time ratio less).
 - ground truth: :mod:`conceptscope.world.lens_evaluation` per atlas size, layer and crop — retrieval@3 (share of the
-  concepts a layer encodes whose text query puts an encoding channel in the top 3), label accuracy (share of selective
-  channels labelled with a concept they encode; the lens's default label settings (bare texts), and with
+  concepts a layer encodes whose text query puts an encoding channel in the top 3; single attributes counted apart),
+  for the VGG's layers and the shapes ViT's last block output (AttnLRP; its ground truth from the patch tokens'
+  activations over the objects; ``--vit-only``: only that, into semantics_vit_cpu.json), label accuracy (share of
+  selective channels labelled with a concept they encode; the lens's default label settings (bare texts), and with
   ``templates=TEMPLATES``);
   and the audit of class "green square" in the spurious VGG against the clean VGG (share of the
   class's relevance on concepts aligned with "a magenta mark in the corner") on the same number of images, which carry
@@ -51,6 +53,7 @@ from conceptscope.world import lens_evaluation as evaluation  # noqa: E402
 
 REFERENCE = Path(__file__).parent / "reference" / "semanticlens_scores.py"
 LAYERS = ["features.8", "features.11", "features.15"]
+VIT_LAYERS = ["blocks.3"]  # the shapes ViT's last block output
 CROPS = ("relevance", "window", "none")
 K, N_REFERENCES = 16, 16
 CONCEPTS, REFS, DIM, SEED = 1280, 100, 512, 0
@@ -176,21 +179,35 @@ def score_rows(reference_python, threads, repeat, reference_repeat):
     return rows
 
 
-def ground_truth_rows(truth, vocabulary, lenses, size):
+def ground_truth_rows(truth, vocabulary, lenses, size, layers=LAYERS, model="VGG"):
     rows = []
-    for layer in LAYERS:
+    for layer in layers:
         for crop, lens in lenses.items():
-            case = f"{size} images, {layer}, {crop} crops"
+            case = f"{size} images, {model} {layer}, {crop} crops"
             retrieval = evaluation.retrieval_at_k(lens, layer, truth[layer])
             missed = [concept for concept, hit in retrieval.hits.items() if not hit]
+            single = {concept: hit for concept, hit in retrieval.hits.items() if " " not in concept}
             rows.append(row("ground truth", f"{case}: retrieval@3", retrieval.share, "share",
-                            f"{sum(retrieval.hits.values())}/{len(retrieval.hits)} concepts; missed: "
-                            f"{', '.join(missed) or 'none'}"))
+                            f"{sum(retrieval.hits.values())}/{len(retrieval.hits)} concepts, single attributes "
+                            f"{sum(single.values())}/{len(single)}; missed: {', '.join(missed) or 'none'}"))
             for what, options in (("lens defaults", {}), ("templates", {"templates": TEMPLATES})):
                 labels = evaluation.label_accuracy(lens, layer, truth[layer], vocabulary, **options)
                 rows.append(row("ground truth", f"{case}: label accuracy ({what})", labels.share, "share",
                                 f"{sum(labels.correct.values())}/{len(labels.correct)} selective channels"))
     return rows
+
+
+def vit_rows(world, clip, truth, vocabulary, size):
+    """The ground-truth figures of the shapes ViT's last block output (``VIT_LAYERS``; AttnLRP) on ``size`` test images,
+    through the VGG's code: its own ground truth (patch tokens' activations over the objects), atlas and lenses (RelMax
+    references as for the VGG, and ActMax references: the last block's relevance lies in the class token alone)."""
+    xp = cs.Explainer(world.vit, "attn_lrp")
+    atlas = cs.Atlas.build(xp, world.dataset("test", n=size), VIT_LAYERS, tempfile.mkdtemp(prefix="semantics-vit-"),
+                           k=K, batch_size=50, progress=False)
+    lenses = {crop: SemanticLens(atlas, clip, n=N_REFERENCES, crop=crop, progress=False) for crop in CROPS}
+    lenses["ActMax references, window"] = SemanticLens(atlas, clip, n=N_REFERENCES, mode="activation", crop="window",
+                                                       progress=False)
+    return ground_truth_rows(truth, vocabulary, lenses, size, VIT_LAYERS, "ViT")
 
 
 def audit_rows(plain, clip, size):
@@ -221,6 +238,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reference-python", help="python of a venv with semanticlens 0.2.1 (scores reference)")
     parser.add_argument("--reference-repeat", type=int, default=3, help="rounds of ours and the reference in turn")
+    parser.add_argument("--vit-only", action="store_true",
+                        help="only the shapes ViT's ground-truth figures (last block); writes semantics_vit_cpu.json")
     parser.add_argument("--embedding-only", action="store_true",
                         help="only the embedding throughput (largest --images); writes semantics_embedding_cpu.json")
     args = parser.parse_args()
@@ -232,6 +251,13 @@ def main():
     clip = world.clip
     truth = evaluation.ground_truth(world, world.model, LAYERS)
     vocabulary = evaluation.vocabulary(world)
+    if args.vit_only:
+        truth = evaluation.ground_truth(world, cs.Explainer(world.vit, "attn_lrp"), VIT_LAYERS)
+        report("semantics_vit_cpu", [found for size in sorted(args.images) for found in
+                                     vit_rows(world, clip, truth, vocabulary, size)],
+               {"images": args.images, "k": K, "references_per_concept": N_REFERENCES, "layers": VIT_LAYERS,
+                "foundation": clip.name, "seconds": time.perf_counter() - start})
+        return
     timings, figures = [], {}
     if args.embedding_only:
         images = world.dataset("test", n=max(args.images))
@@ -250,7 +276,9 @@ def main():
             timings += search_rows(world, clip, images, args.repeat)
         else:
             lenses = {crop: SemanticLens(atlas, clip, n=N_REFERENCES, crop=crop, progress=False) for crop in CROPS}
-        figures[size] = ground_truth_rows(truth, vocabulary, lenses, size) + audit_rows(world, clip, size)
+        vit_truth = evaluation.ground_truth(world, cs.Explainer(world.vit, "attn_lrp"), VIT_LAYERS)
+        figures[size] = ground_truth_rows(truth, vocabulary, lenses, size) + audit_rows(world, clip, size) + \
+            vit_rows(world, clip, vit_truth, vocabulary, size)
     timings += score_rows(args.reference_python, args.threads, args.repeat, args.reference_repeat)
     report("semantics_cpu", timings + [found for size in sorted(figures) for found in figures[size]],
            {"images": args.images, "k": K, "references_per_concept": N_REFERENCES, "layers": LAYERS,

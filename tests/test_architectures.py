@@ -94,18 +94,20 @@ def test_channel_last_layers_have_feature_concepts_and_crp_conserves(name):
     assert float(single.sum()) == pytest.approx(top[0].relevance, rel=1e-4)
 
 
-def test_token_layers_rank_regions_through_the_patch_grid_and_compose():
+def test_token_layers_rank_regions_by_the_class_tokens_heatmaps_and_compose():
+    """The last block's MLP holds relevance in the class token alone (the head reads it), which has no patch: a
+    region ranks its concepts by their conditional heatmaps inside it (the patch grid's part: test_block_concepts)."""
     model, image = explained(SMALL["vit"])  # 32 px, patches of 8: a 4 x 4 grid after the class token
     xp = cs.Explainer(model)
     layer = "encoder.layers.encoder_layer_1.mlp.3"
     explanation = xp.explain(image[0], layers=[layer, "encoder.layers.encoder_layer_0.mlp.3"])
     relevance = explanation.relevances[layer]  # (features, 17 tokens)
+    assert not relevance[:, 1:].any() and relevance[:, 0].any()
     region = torch.zeros(32, 32, dtype=torch.bool)
-    region[8:16, 0:8] = True  # exactly the patch in row 1, column 0: token 1 + 4 = 5
+    region[8:16, 0:8] = True
     scores = explanation.concept_relevance(layer, region)
-    assert torch.allclose(scores, relevance[:, 5], rtol=1e-9, atol=1e-15)
-    region[:, :] = True
-    assert torch.allclose(explanation.concept_relevance(layer, region), relevance[:, 1:].sum(1), rtol=1e-9)
+    inside = explanation.conditional_heatmaps(layer, range(relevance.shape[0]))[:, region].sum(1)
+    assert torch.allclose(scores, inside, rtol=1e-9, atol=1e-15) and scores.abs().sum() > 0
     tree = xp.composition(image[0], layer, int(relevance.sum(1).argmax()), top=3)
     assert tree.children and all(child.layer in xp.layers and child.layer != layer for child in tree.children)
     assert all(0 <= child.channel < xp.layers[child.layer] for child in tree.children)

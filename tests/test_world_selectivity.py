@@ -63,6 +63,34 @@ class TwoLayers(nn.Module):
         return self.head(self.pool(self.conv(x)).amax((2, 3)))
 
 
+class Tokens(nn.Module):
+    """An 8 px patch embedding read out as tokens (B, 1 + 64, 4) after a class token, and as the map (B, 4, 8, 8)."""
+
+    def __init__(self):
+        super().__init__()
+        self.patches = nn.Conv2d(3, 4, 8, stride=8)
+        self.tokens = ToTokens()
+        self.head = nn.Linear(4, 7)
+
+    def forward(self, x):
+        return self.head(self.tokens(self.patches(x)).mean(1))
+
+
+class ToTokens(nn.Module):
+    def forward(self, x):
+        tokens = x.flatten(2).transpose(1, 2)
+        return torch.cat([tokens.mean(1, keepdim=True), tokens], dim=1)
+
+
+def test_object_activations_of_tokens_are_those_of_their_patches():
+    """A token's region is its patch; the class token, outside every patch, is left out."""
+    torch.manual_seed(0)
+    dataset = cs.load_world("shapes").dataset("test", n=6, seed=5)
+    found = object_activations(Tokens().eval(), dataset, ["patches", "tokens"])
+    assert found.activations["tokens"].shape == (len(found.attributes), 4)
+    assert torch.equal(found.activations["tokens"], found.activations["patches"])
+
+
 def test_object_activations_are_region_maxima():
     dataset = cs.load_world("shapes").dataset("test", n=12, seed=5)
     found = object_activations(TwoLayers(), dataset, ["conv", "pool"], batch_size=5)

@@ -1,5 +1,6 @@
-"""The identity of an atlas: the model's weights digest, the LRP composite and the dataset's fingerprint it was built
-for, stored in the manifest and checked on every load and resumed build, with errors naming what differs."""
+"""The identity of an atlas: the model's weights digest, the LRP composite (and the concept axes the user chose) and
+the dataset's fingerprint it was built for, stored in the manifest and checked on every load and resumed build, with
+errors naming what differs."""
 import hashlib
 import json
 
@@ -43,6 +44,8 @@ def of(explainer, dataset=None):
     dataset."""
     found = {"model": {"class": type(explainer.model).__name__, "digest": explainer.weights_digest()},
              "composite": describe_composite(explainer.composite)}
+    if explainer.concept_axis:  # only where the user chose an axis: atlases built before keep their identity
+        found["concept_axis"] = dict(explainer.concept_axis)
     if dataset is not None:
         found["dataset"] = {"class": type(dataset).__name__, **dataset_fingerprint(dataset)}
     return json.loads(json.dumps(found))  # exactly as it will read back from the manifest
@@ -61,6 +64,10 @@ def check_identity(path, stored, actual):
         differing = [key for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)]
         detail = "; ".join(f"{key}: {json.dumps(old.get(key))} vs {json.dumps(new.get(key))}" for key in differing)
         raise AtlasMismatchError(f"atlas at {path} was built with a different LRP composite ({detail})")
+    if stored.get("concept_axis", {}) != actual.get("concept_axis", {}):
+        raise AtlasMismatchError(f"atlas at {path} was built with other concept axes (Explainer(concept_axis=...): "
+                                 f"{json.dumps(stored.get('concept_axis', {}))} vs "
+                                 f"{json.dumps(actual.get('concept_axis', {}))})")
     if "dataset" not in actual:
         return
     old, new = stored["dataset"], actual["dataset"]

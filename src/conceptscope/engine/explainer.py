@@ -16,7 +16,7 @@ import torch
 from zennit.core import Composite
 
 from ..errors import UnknownLayerError
-from ..models import check_layer, input_channels, layers, make_composite
+from ..models import blocks, check_layer, input_channels, layers, make_composite
 from ..models.composites import IMAGENET_MEAN, IMAGENET_STD
 from ..models.identity import model_digest
 from ..models.private import model_fingerprint
@@ -91,7 +91,8 @@ class Explainer:
     def __init__(self, model: torch.nn.Module, composite: Composite | str | None = None, *,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  concept: ChannelConcept | None = None, cache_size: int = 4, memory_budget: int | None = None,
-                 output: OutputSelector | None = None, classes: Sequence[str] | None = None) -> None:
+                 output: OutputSelector | None = None, classes: Sequence[str] | None = None,
+                 layers: Layers | None = None, concept_axis: Mapping[str, int] | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
         _check_weights(model)
@@ -104,6 +105,10 @@ class Explainer:
             raise TypeError(f"concept must be a concept notion such as ChannelConcept() (with count, masks, attribute "
                             f"and check_ids); got {type(concept).__name__}")
         self.model = model
+        self._layers = None if layers is None else layer_names(layers)
+        for name in self._layers or ():
+            check_layer(model, name)
+        self._concept_axes = _check_concept_axes(model, concept_axis)
         self.composite = make_composite(model, composite, mean, std)
         self.concept = concept or ChannelConcept()
         self.output = output
@@ -120,11 +125,27 @@ class Explainer:
     @property
     @_follows_model
     def layers(self) -> dict[str, int]:
-        """``{name: concepts}`` for every convolution and linear layer called in the model's forward pass, in call
-        order; a layer's concepts are its channels (B, C, ...) or, for channel-last outputs (tokens (B, N, D), maps
-        (B, H, W, C)), its features."""
+        """``{name: concepts}`` of the concept layers, in call order: those given as ``layers=``, by default every
+        convolution and linear layer called in the model's forward pass and the outputs of a transformer's blocks
+        (:func:`~conceptscope.models.layers.blocks`). A layer's concepts are its channels (B, C, ...) or, for
+        channel-last outputs (tokens (B, N, D), maps (B, H, W, C)), its features (see :mod:`.axes`)."""
         with self.lock:
-            return self._current().concept_layers(layers(self.model))
+            relevance_model = self._current()
+            if self._layers is None:  # less those a forward pass showed to have no concept axis (see _run)
+                return relevance_model.concept_layers([name for name in [*layers(self.model), *blocks(self.model)]
+                                                       if name not in relevance_model.refused])
+            found = relevance_model.concept_layers(self._layers)
+            missing = [name for name in self._layers if name not in found]
+            if missing:
+                raise UnknownLayerError(f"layers {missing} are never called in the model's forward pass, so they "
+                                        "have no output to take concepts from; name modules that forward() calls")
+            return found
+
+    @property
+    def concept_axis(self) -> dict[str, int]:
+        """The concept axes the user chose (``concept_axis=``): ``{layer: axis}``, empty where the rule of
+        :mod:`.axes` decides."""
+        return dict(self._concept_axes)
 
     @property
     def device(self) -> torch.device:
@@ -155,7 +176,8 @@ class Explainer:
         fingerprint = model_fingerprint(self.model)
         if self._relevance_model is None or self._relevance_model.fingerprint != fingerprint:
             _check_weights(self.model)
-            self._relevance_model = RelevanceModel(self.model, self.composite, self.output, fingerprint)
+            self._relevance_model = RelevanceModel(self.model, self.composite, self.output, fingerprint,
+                                                   self._concept_axes)
             self._input_spec = input_channels(self.model)
             self._cache.clear()
             self.generation += 1
@@ -164,11 +186,17 @@ class Explainer:
         """The relevance model (checked against the model at the start of the public call)."""
         return self._relevance_model
 
-    def _run(self, images, layers):
-        """Forward pass on the relevance model: the batch, logits and trace; ``layers`` are checked first."""
+    def _run(self, images, layers, optional=()):
+        """Forward pass on the relevance model: the batch, logits and trace; ``layers`` are checked first, and their
+        outputs after the pass (:meth:`RelevanceModel.check_output`): one that has no concept axis raises, unless it is
+        ``optional`` (listed by default, not named by the user): then it is remembered in ``refused`` and left out."""
         relevance_model = self._current()
         for name in layers:
             check_layer(self.model, name)
+            if name in relevance_model.structured_outputs and name not in relevance_model.layer_nodes:
+                raise ValueError(f"layer {name!r} returns {relevance_model.structured_outputs[name]}, not one tensor, "
+                                 "so it has no concept axis: name a module whose output is one tensor (B, C, ...) or "
+                                 "tokens (B, N, D)")
             if name not in relevance_model.layer_nodes:
                 raise UnknownLayerError(f"layer {name!r} is never called in the model's forward pass, so it has no "
                                         "output")
@@ -181,6 +209,13 @@ class Explainer:
         except RuntimeError as error:  # torch's own complaint about the input, e.g. an image too small to pool
             raise ValueError(f"{type(self.model).__name__} cannot run on an input of shape {tuple(images.shape)}: "
                              f"{error}. Check the input size the model expects") from error
+        for name in layers:
+            try:
+                relevance_model.check_output(name, trace.values[relevance_model.node(name)], images.shape[0])
+            except ValueError as error:
+                if name not in optional:
+                    raise
+                relevance_model.refused[name] = str(error)  # e.g. a Linear inside Swin's windows: (B * windows, ...)
         return relevance_model, images, logits, trace
 
     @_follows_model
@@ -237,10 +272,14 @@ class Explainer:
     def explain(self, image: Images, target: Target = None, layers: Layers | None = None) -> Explanation:
         """Explain one image: an :class:`Explanation` with heatmap, logits, target and per-layer relevances.
 
-        ``layers`` are the layers to record (default: every convolution and linear layer). The explanation keeps its
-        graph, so conditional heatmaps, rankings and compositions of it cost only backward passes.
+        ``layers`` are the layers to record (default: :attr:`layers`). The explanation keeps its graph, so conditional
+        heatmaps, rankings and compositions of it cost only backward passes.
         """
         names = list(self.layers) if layers is None else layer_names(layers)
+        return self._explain(image, target, names, names if layers is None else ())
+
+    def _explain(self, image, target, names, optional):
+        """:meth:`explain` recording ``names``, those in ``optional`` only where they have a concept axis."""
         with self.lock:
             batch = as_batch(image, self._input_spec, self.device, self.dtype)
             if batch.shape[0] != 1:
@@ -252,7 +291,8 @@ class Explainer:
                 self._cache.move_to_end(key)
                 return cached
             names = list(dict.fromkeys([*names, *(cached.layers if cached else ())]))
-            relevance_model, images, logits, trace = self._run(batch, names)
+            relevance_model, images, logits, trace = self._run(batch, names, optional)
+            names = [name for name in names if not (name in optional and name in relevance_model.refused)]
             (target_index,) = resolve_targets(target, logits, self.classes)
             budget = self._memory_budget or default_memory_budget(images.device)
             explanation = Explanation(relevance_model, trace, logits, target_index, names, self.concept, budget,
@@ -267,7 +307,7 @@ class Explainer:
                              chunk_size: int | None = None) -> torch.Tensor:
         """One heatmap per channel of ``layer`` (K, H, W), all from one forward pass, batched below the layer."""
         with self.lock:
-            return self.explain(image, target, self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
+            return self._explain(image, target, *self._with(layer)).conditional_heatmaps(layer, channels, chunk_size)
 
     @_follows_model
     def conditional_heatmap(self, image: Images, conditions: Mapping[str, Iterable[int]],
@@ -276,8 +316,8 @@ class Explainer:
         if not isinstance(conditions, Mapping):
             raise TypeError(f"conditions must be a dict {{layer: [channels]}}; got {type(conditions).__name__}")
         with self.lock:
-            return self.explain(image, target, self._with(*layer_names(list(conditions), "conditions' keys"))
-                                ).conditional_heatmap(conditions)
+            return self._explain(image, target, *self._with(*layer_names(list(conditions), "conditions' keys"))
+                                 ).conditional_heatmap(conditions)
 
     @_follows_model
     def composition(self, image: Images, layer: str, channel: int, target: Target = None, depth: int = 2,
@@ -288,15 +328,31 @@ class Explainer:
             raise TypeError(f"layer must be a layer name (a string); got {type(layer).__name__}")
         depth, top = count("depth", depth, minimum=0), count("top", top)
         with self.lock:
-            explanation = self.explain(image, target, self._with(layer))
+            explanation = self._explain(image, target, *self._with(layer))
             (channel,) = self.concept.check_ids(layer, explanation.activations[layer][None], [channel])
             relevance = float(explanation.concept_relevance(layer)[channel])
             root = CompositionNode(self, explanation, [(layer, channel)], relevance, 1.0, top)
             return root.expand(depth)
 
     def _with(self, *extra):
-        """The default recorded layers plus ``extra`` ones."""
-        return list(dict.fromkeys([*self.layers, *extra]))
+        """The default recorded layers plus ``extra`` ones, and which of them are optional (the defaults)."""
+        defaults = list(self.layers)
+        return list(dict.fromkeys([*defaults, *extra])), [name for name in defaults if name not in extra]
+
+
+def _check_concept_axes(model, axes):
+    """``concept_axis`` as ``{layer: axis}`` (layers of ``model``, axes non-zero integers: 0 is the batch)."""
+    if axes is None:
+        return {}
+    if not isinstance(axes, Mapping):
+        raise TypeError(f"concept_axis must be a dict {{layer: axis}}, e.g. {{'stages.1': -1}} for a channel-last "
+                        f"map; got {type(axes).__name__}")
+    for name, axis in axes.items():
+        check_layer(model, name)
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
+            raise ValueError(f"concept_axis of layer {name!r} must be a non-zero integer axis of its output (1 for "
+                             f"channels first, -1 for features last; 0 is the batch); got {axis!r}")
+    return dict(axes)
 
 
 def _first_weight(model):

@@ -39,7 +39,7 @@ def relevance_from_logits(relevance_model, trace, logits, targets, collect, to_i
 Region = torch.Tensor | np.ndarray  # a boolean (H, W) mask of the input
 
 
-def _patch_grid(tokens, image_size):
+def patch_grid(tokens, image_size):
     """``((h, w), leading tokens)`` of a token sequence laid over the image as a row-major patch grid of the image's
     aspect ratio, with no or one leading (class) token; ``(None, 0)`` if there is none."""
     height, width = image_size
@@ -81,6 +81,7 @@ class Explanation:
         nodes = {name: relevance_model.node(name) for name in self.layers}
         found = relevance_from_logits(relevance_model, trace, logits, [target], nodes.values())
         self.heatmap = pixel_relevance(found[relevance_model.input_node])[0]
+        self._extra_maps = {}  # {(layer, tokens): class-token heatmaps per concept}, see _extra_token_heatmaps
         self._relevances = {name: relevance_model.concept_view(name, found.get(node))
                             for name, node in nodes.items()}  # concept axis at dim 1
         self.relevances = {name: r[0] for name, r in self._relevances.items() if r is not None}
@@ -98,30 +99,63 @@ class Explanation:
         return self._relevances[layer]
 
     def concept_relevance(self, layer: str, region: Region | None = None) -> torch.Tensor:
-        """Relevance per concept of ``layer`` (summed over space), optionally only inside an input-space ``region``."""
+        """Relevance per concept of ``layer`` (summed over space), optionally only inside an input-space ``region``.
+
+        In a region, a position of a map counts with the share of its footprint the region covers, and a token with
+        that of its patch; a class token has no patch, so its relevance is followed down to the pixels (its
+        conditional heatmap per concept, computed once per layer) and counted where it lands in the region. At a
+        transformer's last block, which holds its relevance in the class token alone, that is CRP's exact local
+        relevance.
+        """
         with self._lock:
             relevance = self._layer(layer)
-            weights = None if region is None else self._region_weights(layer, region)
-            return self._concept.attribute(relevance, weights)[0]
+            if region is None:
+                return self._concept.attribute(relevance)[0]
+            image = self._trace.values[self._model.input_node]
+            region = check_region(region, image.shape[2:]).to(image.device)
+            weights, extra = self._region_weights(layer, region)
+            found = self._concept.attribute(relevance, weights)[0]
+            if extra and bool(relevance[..., :extra].any()):
+                found = found + (self._extra_token_heatmaps(layer, extra) * region).flatten(1).sum(1)
+            return found
 
     def _region_weights(self, layer, region):
         """The fraction of each layer position's input-space footprint covered by ``region``: (1, 1, h, w) for maps;
-        for tokens (1, 1, N) through the patch grid (a leading class token, outside every patch, gets 0)."""
+        for tokens (1, 1, N) through the patch grid, a leading class token 0. Returns it and the number of leading
+        tokens outside the grid."""
         image = self._trace.values[self._model.input_node]
-        region = check_region(region, image.shape[2:]).to(image.device)
         relevance = self._relevances[layer]
         if relevance.dim() == 3:
-            grid, extra = _patch_grid(relevance.shape[2], image.shape[2:])
+            grid, extra = patch_grid(relevance.shape[2], image.shape[2:])
             if grid is None:
                 raise ValueError(f"layer {layer!r} has {relevance.shape[2]} tokens, which do not form a patch grid of "
                                  f"the {tuple(image.shape[2:])} input (with or without one class token), so a region "
                                  "cannot be mapped onto them")
             weights = F.adaptive_avg_pool2d(region[None, None].to(relevance.dtype), grid).flatten(2)
-            return F.pad(weights, (extra, 0))
+            return F.pad(weights, (extra, 0)), extra
         if relevance.dim() != 4:
             raise ValueError(f"layer {layer!r} has no spatial extent (output shape {tuple(relevance.shape[1:])}), "
                              "so a region cannot select part of it")
-        return F.adaptive_avg_pool2d(region[None, None].to(relevance.dtype), relevance.shape[2:])
+        return F.adaptive_avg_pool2d(region[None, None].to(relevance.dtype), relevance.shape[2:]), 0
+
+    def _extra_token_heatmaps(self, layer, extra):
+        """Per concept of token layer ``layer``, the heatmap (C, H, W) of the relevance in its ``extra`` leading tokens
+        (the class token) only; computed once per layer."""
+        key = (layer, extra)
+        if key not in self._extra_maps:
+            relevance = self._relevances[layer]
+            node = self._model.node(layer)
+            output = self._model.concept_view(layer, self._trace.values[node])
+            tokens = torch.zeros_like(relevance)
+            tokens[..., :extra] = 1
+            channels = list(range(self._concept.count(output)))
+            chunk, heatmaps = self._chunk_size(len(channels)), []
+            for start in range(0, len(channels), chunk):
+                masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
+                grad = self._model.native_view(layer, masks * tokens * relevance)
+                heatmaps.append(pixel_relevance(self._model.propagate(self._trace, node, grad)[self._model.input_node]))
+            self._extra_maps[key] = torch.cat(heatmaps)
+        return self._extra_maps[key]
 
     def top_concepts(self, layer: str, k: int = 8, region: Region | None = None) -> list[ConceptScore]:
         """The ``k`` most relevant concepts of ``layer`` (inside ``region`` if given), with their share of the layer's

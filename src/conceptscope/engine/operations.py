@@ -138,9 +138,9 @@ class Proportional:
     def vjp(self, engine, trace, node, sources, grad, count):
         output = trace.values[node]
         if isinstance(grad, dict):  # items of a tuple output
-            scaled = {i: g / stabilize(output[i]) for i, g in grad.items()}
+            scaled = {i: g / trace.memo((node, "stable", i), lambda i=i: stabilize(output[i])) for i, g in grad.items()}
         else:
-            scaled = grad / stabilize(output)
+            scaled = grad / trace.memo((node, "stable"), lambda: stabilize(output))
         found = engine.autograd_vjp(trace, node, sources, scaled, count, surrogate=self.surrogate)
         return [(source, _times_input(trace, source, g) / self.degree) for source, g in found]
 
@@ -173,7 +173,7 @@ class Addition:
     relevance, the rest (constants: biases, position embeddings) is absorbed; element-wise, no backward pass."""
 
     def vjp(self, engine, trace, node, sources, grad, count):
-        output = stabilize(trace.values[node])
+        output = trace.memo((node, "stable"), lambda: stabilize(trace.values[node]))
         result = []
         for position, source in _positions(node, sources):
             share = trace.values[source] / output

@@ -24,7 +24,9 @@ import torch.fx
 import torch.nn.functional as F
 
 from ..models.canonizers import ExplicitAttention
+from ..models.layers import width
 from ..models.private import model_fingerprint, private_copy
+from .axes import check_output, concept_axis
 from .checks import check_canonized, check_logits, relative_difference
 from .errors import UntraceableModelError
 from .operations import VALUES, Identity, out_of_place, rule_for
@@ -61,7 +63,7 @@ def _structure(value):
         return "a dict with keys " + ", ".join(map(repr, value))
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} items"
-    return "one tensor" if isinstance(value, torch.fx.Node) else repr(value)
+    return "one tensor" if isinstance(value, (torch.fx.Node, torch.fx.Proxy)) else repr(value)
 
 
 def _untraceable_hint(model):
@@ -82,6 +84,7 @@ class _Tracer(torch.fx.Tracer):
         super().__init__()
         self.leaves = leaves
         self.module_nodes = {}
+        self.structured = {}  # modules traced through whose output is a tuple, list or dict: what it is
 
     def is_leaf_module(self, module, name):
         return id(module) in self.leaves or super().is_leaf_module(module, name)
@@ -91,24 +94,38 @@ class _Tracer(torch.fx.Tracer):
         name = self.path_of_module(module)
         if name and isinstance(output, torch.fx.Proxy):
             self.module_nodes[name] = output.node  # the last call wins, as for a forward hook
+        elif name:
+            self.structured[name] = _structure(output)
         return output
 
 
 class Trace:
-    """The values of one forward pass: every node's output and the max-pooling switches, plus each rule's
-    coefficients, computed on the first backward pass through its module (so a backward pass that stops early never
-    pays for the layers below)."""
+    """The values of one forward pass: every node's output and the max-pooling switches, plus what the backward passes
+    derive from them, computed on the first backward pass through a node (so a backward pass that stops early never
+    pays for the layers below) and kept for the next ones: each rule's coefficients (``terms``), each operation's
+    autograd graph on its recorded inputs (``graphs``, for one image) and other per-node values (:meth:`memo`)."""
 
     def __init__(self, values, switches):
         self.values = values
         self.switches = switches
         self.terms = {}
+        self.graphs = {}
+        self._memo = {}
+
+    def memo(self, key, compute):
+        """``compute()``, computed once per trace for ``key``."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
 
 class RelevanceModel:
     """The canonized copy of ``model`` with the rules of ``composite``, as a traced graph."""
 
-    def __init__(self, model, composite, output=None, fingerprint=None):
+    def __init__(self, model, composite, output=None, fingerprint=None, concept_axes=None):
+        self.concept_axes = dict(concept_axes or {})  # the user's {layer: axis} where the rule of .axes is wrong
+        self._widths = {}
+        self.refused = {}  # default concept layers whose output showed no concept axis: {name: why}
         self.fingerprint = model_fingerprint(model) if fingerprint is None else fingerprint  # the model it copies
         self.digest = None  # SHA-256 of those weights, taken when first asked for (Explainer.weights_digest)
         self.module = private_copy(model)
@@ -134,6 +151,7 @@ class RelevanceModel:
         out_of_place(self.graph)
         self.nodes = list(self.graph.nodes)
         self.layer_nodes = tracer.module_nodes
+        self.structured_outputs = tracer.structured
         placeholders = [node for node in self.nodes if node.op == "placeholder"]
         self.input_node = placeholders[0]
         self._defaults = {node: node.args[0] for node in placeholders[1:]}  # extra forward() arguments: defaults
@@ -155,27 +173,51 @@ class RelevanceModel:
         """The graph node whose value is the output of module ``layer``."""
         return self.layer_nodes[layer]
 
-    def concept_axis(self, layer):
-        """The axis of ``layer``'s output that holds its concepts: channels (1) of a convolution, features (-1) of a
-        linear layer (the same for (B, D), but the last axis of tokens (B, N, D) or channel-last maps)."""
-        return -1 if isinstance(self.modules.get(layer), torch.nn.Linear) else 1
+    def concept_axis(self, layer, tensor):
+        """The axis of ``layer``'s output ``tensor`` (or a relevance of that shape) that holds its concepts: see
+        :func:`.axes.concept_axis`."""
+        return concept_axis(self.modules.get(layer), tensor.dim(), self.concept_axes.get(layer))
 
     def concept_view(self, layer, tensor):
         """``tensor`` of ``layer`` (None stays None) with the concept axis at dim 1, as every caller sees concepts."""
-        axis = self.concept_axis(layer)
-        return tensor if tensor is None or axis == 1 else tensor.movedim(axis, 1)
+        if tensor is None:
+            return None
+        axis = self.concept_axis(layer, tensor)
+        return tensor if axis in (1, 1 - tensor.dim()) else tensor.movedim(axis, 1)
 
     def native_view(self, layer, tensor):
         """The inverse of :meth:`concept_view`: ``tensor`` in the layer's own layout, as the graph computes it."""
-        axis = self.concept_axis(layer)
-        return tensor if axis == 1 else tensor.movedim(1, axis)
+        axis = self.concept_axis(layer, tensor)
+        return tensor if axis in (1, 1 - tensor.dim()) else tensor.movedim(1, axis)
 
-    def concept_layers(self, candidates):
-        """``{name: concepts}`` of the ``candidates`` (the user's convolution and linear layers) that are called in the
-        traced forward pass, in call order."""
-        called = [name for name in self.layer_nodes if name in candidates]
+    def concepts(self, layer):
+        """How many concepts ``layer`` has: the width of its module where its weights tell (convolution, linear layer,
+        normalisation), else of the last such layer its output is computed from (a transformer block: its MLP's
+        output layer, the width of the residual stream); None if there is none. Checked against the output on every
+        forward pass (:meth:`check_output`)."""
+        if layer not in self._widths:
+            found = width(self.modules[layer])
+            if found is None:
+                node = self.layer_nodes[layer]
+                below = self.ancestors(node) | {node}
+                writers = [(name, n) for name, n in self.layer_nodes.items()
+                           if n in below and width(self.modules[name]) is not None]
+                order = {n: i for i, n in enumerate(self.nodes)}
+                found = width(self.modules[max(writers, key=lambda w: order[w[1]])[0]]) if writers else None
+            self._widths[layer] = found
+        return self._widths[layer]
+
+    def check_output(self, layer, value, batch):
+        """Refuse ``layer`` as a concept layer when its recorded ``value`` has no concept axis (see
+        :func:`.axes.check_output`)."""
+        axis = None if not isinstance(value, torch.Tensor) else self.concept_axis(layer, value)
+        check_output(layer, value, batch, axis, self.concepts(layer))
+
+    def concept_layers(self, names):
+        """``{name: concepts}`` of the layers ``names`` that are called in the traced forward pass, in call order."""
+        called = [name for name in self.layer_nodes if name in names]
         order = {node: i for i, node in enumerate(self.nodes)}
-        return {name: candidates[name] for name in sorted(called, key=lambda n: order[self.layer_nodes[n]])}
+        return {name: self.concepts(name) for name in sorted(called, key=lambda n: order[self.layer_nodes[n]])}
 
     def lower_layers(self, layer, layers):
         """Which of ``layers`` are directly below ``layer``: reached from it without passing another of them."""
@@ -302,20 +344,28 @@ class RelevanceModel:
         merge the batch dimension (windows of a Swin block) stay right."""
         values = trace.values
         batched = count != values[self.input_node].shape[0]
-        with torch.enable_grad():
-            leaves = {n: values[n].detach().requires_grad_() for n in sources}
-            load = lambda args: torch.fx.node.map_arg(args, lambda n: leaves.get(n, values[n]))  # noqa: E731
-            args, kwargs = load(node.args), load(node.kwargs)
-            output = surrogate(*args, **kwargs) if surrogate is not None else _call(self, node, args, kwargs)
-            if isinstance(grad, dict):
-                outputs, grads = [output[i] for i in grad], list(grad.values())
-            else:
-                outputs, grads = [output], [grad]
-            if batched:
-                grads = [g.unsqueeze(1) if o.shape[0] == 1 and g.dim() == o.dim() else g
-                         for o, g in zip(outputs, grads)]
-            found = torch.autograd.grad(outputs, list(leaves.values()), grads, allow_unused=True,
-                                        is_grads_batched=batched)
+        # the trace of one explained image serves many backward passes (CRP): there the operation is re-run with
+        # autograd once and its graph kept; a batch's trace (an atlas build) serves one, and keeps no graph
+        keep = values[self.input_node].shape[0] == 1
+        key = (node, surrogate, tuple(sources))
+        if key in trace.graphs:
+            leaves, output = trace.graphs[key]
+        else:
+            with torch.enable_grad():
+                leaves = {n: values[n].detach().requires_grad_() for n in sources}
+                load = lambda args: torch.fx.node.map_arg(args, lambda n: leaves.get(n, values[n]))  # noqa: E731
+                args, kwargs = load(node.args), load(node.kwargs)
+                output = surrogate(*args, **kwargs) if surrogate is not None else _call(self, node, args, kwargs)
+            if keep:
+                trace.graphs[key] = leaves, output
+        if isinstance(grad, dict):
+            outputs, grads = [output[i] for i in grad], list(grad.values())
+        else:
+            outputs, grads = [output], [grad]
+        if batched:
+            grads = [g.unsqueeze(1) if o.shape[0] == 1 and g.dim() == o.dim() else g for o, g in zip(outputs, grads)]
+        found = torch.autograd.grad(outputs, list(leaves.values()), grads, allow_unused=True, retain_graph=keep,
+                                    is_grads_batched=batched)
         if batched:
             found = [g if g is None or leaves[n].shape[0] != 1 else g.squeeze(1) for n, g in zip(leaves, found)]
         return [(n, g) for n, g in zip(leaves, found) if g is not None]

@@ -1,4 +1,5 @@
-"""Discovery of a model's concept layers (convolutions and linear layers) and their channel counts."""
+"""Discovery of a model's concept layers (convolutions and linear layers, and the blocks of a transformer) and their
+channel counts."""
 import torch
 
 from ..errors import UnknownLayerError
@@ -13,6 +14,42 @@ def layers(model):
         for name, module in model.named_modules()
         if isinstance(module, CONCEPT_LAYER_TYPES)
     }
+
+
+def linear_only(module):
+    """Whether ``module``'s weight layers are linear layers only (at least one, no convolution): its features lie on
+    the last axis of its output, as a linear layer's do."""
+    kinds = [m for m in module.modules() if isinstance(m, CONCEPT_LAYER_TYPES)]
+    return bool(kinds) and all(isinstance(m, torch.nn.Linear) for m in kinds)
+
+
+def width(module):
+    """The number of features ``module`` writes, where its weights tell (convolutions, linear layers, normalisations);
+    None for other modules."""
+    if isinstance(module, CONCEPT_LAYER_TYPES):
+        return module.out_channels if hasattr(module, "out_channels") else module.out_features
+    if isinstance(module, torch.nn.modules.batchnorm._NormBase):
+        return module.num_features
+    if isinstance(module, torch.nn.GroupNorm):
+        return module.num_channels
+    if isinstance(module, torch.nn.LayerNorm) and module.normalized_shape:
+        return module.normalized_shape[-1]
+    return None
+
+
+def blocks(model):
+    """Names of the blocks of a transformer (or MLP-mixer): the items of a stack (``nn.Sequential`` or
+    ``nn.ModuleList``) of two or more modules of one class built of linear layers only, in definition order. Their
+    outputs (the residual stream) are the concepts a user drills into first; blocks with convolutions (ResNet,
+    ConvNeXt) are not listed: their convolutions are."""
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, (torch.nn.Sequential, torch.nn.ModuleList)) and len(module) >= 2:
+            kinds = {type(child) for child in module}
+            child = next(iter(module))
+            if len(kinds) == 1 and not isinstance(child, CONCEPT_LAYER_TYPES) and linear_only(child):
+                found += [f"{name}.{key}" if name else key for key, _ in module.named_children()]
+    return found
 
 
 def input_channels(model):

@@ -326,11 +326,11 @@ class Controller:
                 "top": top, "classes": [self.class_name(i) for i in range(len(shares))]}
 
     def default_layer(self) -> str:
-        """The last recorded layer with spatial output (the last convolution), else the last layer. For a dense
-        output, the last such layer the explained relevance flows through, short of the one that makes the output
-        (whose channels are the classes themselves, not concepts)."""
+        """The last recorded layer with spatial or token output (a CNN's last convolution, a transformer's last block),
+        else the last layer. For a dense output, the last such layer the explained relevance flows through, short of
+        the one that makes the output (whose channels are the classes themselves, not concepts)."""
         explanation = self.explanation()
-        spatial = [name for name in explanation.layers if explanation.activations[name].dim() == 3]
+        spatial = [name for name in explanation.layers if explanation.activations[name].dim() >= 2]
         if self.dense:
             spatial = [name for name in spatial if name in explanation.relevances][:-1] or spatial
         return (spatial or explanation.layers)[-1]

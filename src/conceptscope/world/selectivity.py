@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import Explainer
+from ..engine.explanation import patch_grid
 from .api import SPLIT_SEEDS
 from .concepts import ATTRIBUTES, CORNER_MARK
 from .dataset import ShapesDataset
@@ -152,11 +153,17 @@ def encoding_channels(world, model, layer: str, threshold: float = THRESHOLD, n:
 
 
 def _layer_outputs(explainer, images, names):
-    """``{layer: (B, C, h, w) output}`` of one forward pass of the explainer's private copy."""
+    """``{layer: (B, C, h, w) output}`` of one forward pass of the explainer's private copy; tokens (B, D, N) laid out
+    on their patch grid (a token's region is its patch; a class token, which has none, left out)."""
     _, outputs = explainer.forward(images, names)
     for name, output in outputs.items():
+        if output.ndim == 3:
+            grid, extra = patch_grid(output.shape[2], images.shape[2:])
+            if grid is not None:
+                outputs[name] = output = output[:, :, extra:].unflatten(2, grid)
         if output.ndim != 4:
-            raise ValueError(f"layer {name!r} has no (batch, channels, height, width) output; selectivity needs a map")
+            raise ValueError(f"layer {name!r} has no (batch, channels, height, width) output nor tokens on a patch "
+                             "grid; selectivity needs a map")
     return outputs
 
 
