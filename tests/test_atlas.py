@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 import conceptscope as cs
 from conceptscope.atlas import Atlas, AtlasMismatchError, store, topk
+from conceptscope.atlas.crop import reference_boxes, relevant_box, relevant_boxes
 from conceptscope.atlas.samples import load_sample
 from conceptscope.world.concepts import COLOURS
 
@@ -424,3 +425,21 @@ def test_a_model_changed_during_the_build_stops_it(world, tmp_path):
     with pytest.raises(RuntimeError, match="the model changed while the atlas .* was being built"):
         Atlas.build(cs.Explainer(model), Changing(), ["features.15"], tmp_path / "a", k=4, batch_size=10,
                     progress=False)
+
+
+def test_relevant_boxes_by_hand_and_batched():
+    """The smallest set of pixels holding the share of positive relevance, padded (2 px here), grown to 5 px and
+    shifted into the image; found for a batch at once as for each heatmap alone; None without positive relevance,
+    then the activation's box for ActMax references."""
+    heatmap = torch.zeros(20, 20)
+    heatmap[5, 5], heatmap[15, 15], heatmap[0, 19], heatmap[10, 10] = 3, 1, 1, -4
+    assert relevant_box(heatmap) == (3, 3, 8, 8)  # 3 of 5 is enough: the pixel at (5, 5) alone
+    assert relevant_box(heatmap, share=0.7) == (0, 1, 20, 20)  # all three: rows 0..15, columns 5..19, padded
+    negative = -heatmap.abs()
+    batch = torch.stack([heatmap, negative, heatmap.roll(4, 0)])
+    assert relevant_boxes(batch) == [relevant_box(h) for h in batch] == [(3, 3, 8, 8), None, (7, 3, 12, 8)]
+    activation = torch.zeros(10, 10)
+    activation[9, 0] = 1.0
+    found = reference_boxes(batch, [activation] * 3, "activation")
+    assert found[0] == (3, 3, 8, 8) and found[1] is not None and found[1][0] > 10 and found[1][1] == 0
+    assert reference_boxes(batch, [activation] * 3, "relevance")[1] is None

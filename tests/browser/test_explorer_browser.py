@@ -237,9 +237,9 @@ def test_click_gallery_image_loads_it(lab, nb, artifacts):
     screenshot(page, artifacts, "gallery_pick", lab)
 
 
-def test_change_target_recomputes_everything(lab, nb, artifacts):
-    page, kernel = nb
-    predicted = kernel.json("ex.target.predicted")
+def click_another_class(page, kernel) -> int:
+    """Click the first listed class other than the predicted one; once the explorer is idle, check that it explains
+    that class and shows its heatmap; return it."""
     other = kernel.json("[p['index'] for p in ex.target.predictions if p['index'] != ex.target.predicted][0]")
     page.locator(f".cs-target .cs-class[data-index='{other}']").click()
     page.wait_for_function(f"() => document.querySelector('.cs-target .cs-class[aria-pressed=true]')?.dataset.index"
@@ -249,6 +249,13 @@ def test_change_target_recomputes_everything(lab, nb, artifacts):
     assert kernel.json("ex.controller.subject.target") == other
     assert kernel.json(f"""bool(np.allclose(ex.heatmap.relevance,
         xp.explain(ex.controller.subject.image, {other}).heatmap.numpy(), atol=1e-6))""")
+    return other
+
+
+def test_change_target_recomputes_everything(lab, nb, artifacts):
+    page, kernel = nb
+    predicted = kernel.json("ex.target.predicted")
+    other = click_another_class(page, kernel)
     expected = kernel.json(f"""[c.channel for c in xp.explain(ex.controller.subject.image, {other})
         .top_concepts(ex.concepts.layer, ex.concepts.k)]""")
     assert [ch for _, ch in rows(page)] == expected

@@ -11,6 +11,7 @@ from _jupyter import notebook_page
 from test_explorer_browser import (
     HEATMAP,
     KERNEL_TIMEOUT,
+    click_another_class,
     click_row,
     drag,
     expect_concept_drawn,
@@ -175,15 +176,7 @@ def test_a_gallery_click_explains_that_image(lab, nb, artifacts):
 def test_a_class_change_recomputes_the_heatmap_and_the_concepts(lab, nb, artifacts):
     page, kernel = nb
     heatmap = kernel.json("np.round(ex.heatmap.relevance.flatten()[::97], 6).tolist()")
-    other = kernel.json("[p['index'] for p in ex.target.predictions if p['index'] != ex.target.predicted][0]")
-    page.locator(f".cs-target .cs-class[data-index='{other}']").click()
-    page.wait_for_function(f"() => document.querySelector('.cs-target .cs-class[aria-pressed=true]')?.dataset.index"
-                           f" === '{other}'", timeout=30_000)
-    kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
-    wait_idle(page)
-    assert kernel.json("ex.controller.subject.target") == other
-    assert kernel.json(f"""bool(np.allclose(ex.heatmap.relevance,
-        xp.explain(ex.controller.subject.image, {other}).heatmap.numpy(), atol=1e-6))""")
+    other = click_another_class(page, kernel)
     assert kernel.json("np.round(ex.heatmap.relevance.flatten()[::97], 6).tolist()") != heatmap
     ranked = kernel.json(f"""[[c.channel, round(c.relevance, 5)] for c in xp.explain(ex.controller.subject.image,
         {other}).top_concepts({LAYER!r}, ex.concepts.k)]""")

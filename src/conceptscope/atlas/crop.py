@@ -9,28 +9,46 @@ def relevant_box(heatmap, share=0.5, padding=0.1, min_size=0.25):
     """``(top, left, bottom, right)`` (bottom/right exclusive) of the smallest set of pixels holding ``share`` of the
     heatmap's positive relevance, padded by ``padding`` x the image side and grown to at least ``min_size`` x the
     image side, kept inside the image. None where the heatmap has no positive relevance."""
-    heatmap = torch.as_tensor(heatmap).double().clamp(min=0)
-    height, width = heatmap.shape
-    total = float(heatmap.sum())
-    if total <= 0:
-        return None
-    values = heatmap.flatten().sort(descending=True).values
-    needed = int(torch.searchsorted(values.cumsum(0), share * total).clamp(max=values.numel() - 1))
-    rows, cols = torch.nonzero(heatmap >= values[needed], as_tuple=True)
+    return relevant_boxes(torch.as_tensor(heatmap)[None], share, padding, min_size)[0]
+
+
+def relevant_boxes(heatmaps, share=0.5, padding=0.1, min_size=0.25):
+    """:func:`relevant_box` of each of ``heatmaps`` (N, H, W), with one sort for all of them."""
+    heatmaps = torch.as_tensor(heatmaps).double().clamp(min=0)
+    count, height, width = heatmaps.shape
+    values = heatmaps.reshape(count, -1).sort(1, descending=True).values
+    sums = values.cumsum(1)
+    totals = sums[:, -1]
+    needed = torch.searchsorted(sums, (share * totals)[:, None]).clamp(max=values.shape[1] - 1)
+    kept = heatmaps >= values.gather(1, needed)[:, :, None]
+    rows, cols = kept.any(2), kept.any(1)
     pad = round(padding * max(height, width))
-    top, bottom = _extent(int(rows.min()) - pad, int(rows.max()) + 1 + pad, round(min_size * height), height)
-    left, right = _extent(int(cols.min()) - pad, int(cols.max()) + 1 + pad, round(min_size * width), width)
-    return top, left, bottom, right
+    boxes = []
+    for n in range(count):
+        if totals[n] <= 0:
+            boxes.append(None)
+            continue
+        ys, xs = torch.nonzero(rows[n])[:, 0], torch.nonzero(cols[n])[:, 0]
+        top, bottom = _extent(int(ys[0]) - pad, int(ys[-1]) + 1 + pad, round(min_size * height), height)
+        left, right = _extent(int(xs[0]) - pad, int(xs[-1]) + 1 + pad, round(min_size * width), width)
+        boxes.append((top, left, bottom, right))
+    return boxes
 
 
 def reference_box(heatmap, activation, mode):
     """The crop box (in heatmap coordinates) of a reference: from its channel-conditional ``heatmap``, or for ActMax
     references with no positive relevance from the channel's ``activation`` map upsampled; None: the whole image."""
-    box = relevant_box(heatmap)
-    if box is None and mode == "activation" and activation.dim() == 2:
-        upsampled = F.interpolate(activation[None, None].float(), size=tuple(heatmap.shape), mode="bilinear")
-        box = relevant_box(upsampled[0, 0])
-    return box
+    return reference_boxes(torch.as_tensor(heatmap)[None], [activation], mode)[0]
+
+
+def reference_boxes(heatmaps, activations, mode):
+    """:func:`reference_box` of each of ``heatmaps`` (N, H, W) with its channel's activation map."""
+    boxes = relevant_boxes(heatmaps)
+    for n, (box, activation) in enumerate(zip(boxes, activations)):
+        if box is None and mode == "activation" and activation.dim() == 2:
+            upsampled = F.interpolate(activation[None, None].float(), size=tuple(heatmaps.shape[1:]), mode="bilinear")
+            boxes[n] = relevant_box(upsampled[0, 0])
+    return boxes
 
 
 def _extent(low, high, least, limit):

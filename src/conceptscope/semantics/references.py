@@ -99,7 +99,8 @@ def conditional_heatmaps(explainer, images, targets, channels):
 def _relevance_crops(atlas, needed, mode):
     """Relevance crops of batches of ``RELEVANCE_BATCH`` samples (:func:`conditional_heatmaps`), samples of similar
     concept counts batched together (fewer empty rows); the picture is the atlas' own (:meth:`Atlas.sample`) and the
-    box :func:`~conceptscope.atlas.crop.reference_box`'s, so crops equal :meth:`Atlas.references`."""
+    box :func:`~conceptscope.atlas.crop.reference_box`'s (found for a round's samples at once), so crops equal
+    :meth:`Atlas.references`."""
     order = sorted(needed, key=lambda index: (-sum(map(len, needed[index].values())), index))
     for start in range(0, len(order), RELEVANCE_BATCH):
         samples = [atlas.sample(index) for index in order[start:start + RELEVANCE_BATCH]]
@@ -110,11 +111,16 @@ def _relevance_crops(atlas, needed, mode):
         found = conditional_heatmaps(atlas.explainer, torch.stack([sample.image for sample in samples]), targets,
                                      channels)
         for layer, (rounds, activations) in found.items():
+            slots = [needed[sample.index].get(layer, ()) for sample in samples]
+            boxes = {}  # (round, row): crop box, each round's boxes found at once
+            for r, heatmaps in enumerate(rounds):
+                rows = [b for b in range(len(samples)) if r < len(slots[b])]
+                found_boxes = cropping.reference_boxes(heatmaps[rows], [activations[b][slots[b][r][0]] for b in rows],
+                                                       mode)
+                boxes.update({(r, b): box for b, box in zip(rows, found_boxes)})
             for b, sample in enumerate(samples):
-                for r, (channel, slot) in enumerate(needed[sample.index].get(layer, ())):
-                    heatmap = rounds[r][b]
-                    box = cropping.reference_box(heatmap, activations[b][channel], mode)
-                    yield _cut(sample.picture, box, heatmap.shape), [(layer, channel, slot)]
+                for r, (channel, slot) in enumerate(slots[b]):
+                    yield _cut(sample.picture, boxes[r, b], rounds[r].shape[1:]), [(layer, channel, slot)]
 
 
 def _window_crops(atlas, needed, window):
