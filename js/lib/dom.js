@@ -36,6 +36,7 @@ const BASE_CSS = `
   font: 13px var(--jp-ui-font-family, sans-serif); position: relative; color: var(--cs-fg);
 }
 .cs-view select, .cs-view button, .cs-view input { color: inherit; background: var(--cs-bg); border: 1px solid var(--cs-border); }
+.cs-view [hidden] { display: none !important; }
 .cs-view :focus-visible { outline: 2px solid var(--cs-accent); outline-offset: 1px; }
 .cs-view .cs-error { color: var(--cs-error); white-space: pre-wrap; }
 .cs-view .cs-busy { position: absolute; top: 2px; right: 2px; width: 12px; height: 12px; border-radius: 50%;

@@ -254,6 +254,7 @@ def click_another_class(page, kernel) -> int:
 
 def test_change_target_recomputes_everything(lab, nb, artifacts):
     page, kernel = nb
+    assert not page.locator(".cs-target .cs-segments").is_visible()  # a classifier has no segments to pick
     predicted = kernel.json("ex.target.predicted")
     other = click_another_class(page, kernel)
     expected = kernel.json(f"""[c.channel for c in xp.explain(ex.controller.subject.image, {other})
