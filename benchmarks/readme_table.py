@@ -212,7 +212,8 @@ def semantics(data):
 
 TABLES = {"coverage": coverage, "transformers": transformers, "crp_cpu": crp, "atlas_cpu": atlas,
           "atlas_vit_cpu": atlas_vit, "widgets": widgets, "widgets_segment": widgets_segment,
-          "methods_speed": methods_speed, "faithfulness": faithfulness, "semantics_cpu": semantics}
+          "methods_speed": methods_speed, "faithfulness": faithfulness, "semantics_cpu": semantics,
+          "semantics_embedding_cpu": semantics}
 
 
 def main():

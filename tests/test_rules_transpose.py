@@ -70,7 +70,7 @@ def test_two_term_gamma_equals_zennit_s_gamma_hook(name, make, shape, gamma, zer
     x = torch.randn(shape, dtype=torch.float64)
     output = module(x)
     grad = torch.randn_like(output)
-    found, _ = linearized.vjp(linearized.coefficients(x, output), grad, x.shape)
+    found, _, _ = linearized.vjp(linearized.coefficients(x, output), grad, x.shape)
     probe = x.clone().requires_grad_()
     handle = copy.deepcopy(rule).register(module)
     try:

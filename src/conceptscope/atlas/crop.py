@@ -13,26 +13,32 @@ def relevant_box(heatmap, share=0.5, padding=0.1, min_size=0.25):
 
 
 def relevant_boxes(heatmaps, share=0.5, padding=0.1, min_size=0.25):
-    """:func:`relevant_box` of each of ``heatmaps`` (N, H, W), with one sort for all of them."""
-    heatmaps = torch.as_tensor(heatmaps).double().clamp(min=0)
+    """:func:`relevant_box` of each of ``heatmaps`` (N, H, W), with one sort for all of them (numpy's, several times
+    faster than torch's on the CPU)."""
+    heatmaps = torch.as_tensor(heatmaps).detach().cpu().clamp(min=0)
     count, height, width = heatmaps.shape
-    values = heatmaps.reshape(count, -1).sort(1, descending=True).values
-    sums = values.cumsum(1)
-    totals = sums[:, -1]
-    needed = torch.searchsorted(sums, (share * totals)[:, None]).clamp(max=values.shape[1] - 1)
-    kept = heatmaps >= values.gather(1, needed)[:, :, None]
+    values = np.sort(heatmaps.reshape(count, -1).numpy(), axis=1)[:, ::-1]  # descending
+    sums = np.cumsum(values, axis=1, dtype=np.float64)
+    needed = np.minimum((sums < share * sums[:, -1:]).sum(1), values.shape[1] - 1)  # first cumulative sum >= share
+    kept = heatmaps >= torch.from_numpy(values[np.arange(count), needed].copy())[:, None, None]
     rows, cols = kept.any(2), kept.any(1)
     pad = round(padding * max(height, width))
+    extents = zip((sums[:, -1] > 0).tolist(), *(_first_last(found).tolist() for found in (rows, cols)))
     boxes = []
-    for n in range(count):
-        if totals[n] <= 0:
+    for positive, (top, bottom), (left, right) in extents:
+        if not positive:
             boxes.append(None)
             continue
-        ys, xs = torch.nonzero(rows[n])[:, 0], torch.nonzero(cols[n])[:, 0]
-        top, bottom = _extent(int(ys[0]) - pad, int(ys[-1]) + 1 + pad, round(min_size * height), height)
-        left, right = _extent(int(xs[0]) - pad, int(xs[-1]) + 1 + pad, round(min_size * width), width)
+        top, bottom = _extent(top - pad, bottom + 1 + pad, round(min_size * height), height)
+        left, right = _extent(left - pad, right + 1 + pad, round(min_size * width), width)
         boxes.append((top, left, bottom, right))
     return boxes
+
+
+def _first_last(found):
+    """(N, 2) the first and last index where each row of the boolean ``found`` (N, L) is true."""
+    length = found.shape[1]
+    return torch.stack([found.byte().argmax(1), length - 1 - found.flip(1).byte().argmax(1)], 1)
 
 
 def reference_box(heatmap, activation, mode):

@@ -184,7 +184,8 @@ class Explanation:
             heatmaps = []
             for start in range(0, len(channels), chunk):
                 masks = self._concept.masks(output, channels[start:start + chunk])[:, 0]
-                found = self._model.propagate(self._trace, node, self._model.native_view(layer, masks * relevance))
+                found = self._model.propagate(self._trace, node, self._model.native_view(layer, masks * relevance),
+                                              owned=True)
                 heatmaps.append(pixel_relevance(found[self._model.input_node]))
             return torch.cat(heatmaps)
 

@@ -30,7 +30,7 @@ from .axes import check_output, concept_axis
 from .checks import check_canonized, check_logits, relative_difference
 from .errors import UntraceableModelError
 from .operations import VALUES, Identity, out_of_place, rule_for
-from .rules import linearize
+from .rules import in_place, linearize
 
 STRUCTURAL_CANONIZERS = (ExplicitAttention(),)  # applied to every private copy, whatever the composite
 
@@ -271,42 +271,51 @@ class RelevanceModel:
         images = images.double()
         return relative_difference(self._reference_logits(canonized, images), self._reference_logits(plain, images))
 
-    def propagate(self, trace, start, grad, collect=(), conditions=None, to_input=True):
+    def propagate(self, trace, start, grad, collect=(), conditions=None, to_input=True, owned=False):
         """Propagate relevance ``grad`` (N, ...) from node ``start`` down to the input (``to_input``), or only as far
         as the nodes in ``collect``.
 
         Returns ``{node: relevance}`` for the nodes in ``collect`` (and the input node). ``conditions`` maps nodes
         below ``start`` to masks: arriving there, relevance is masked, and relevance that bypasses such a node (e.g.
-        through a shortcut) is dropped, as in zennit-crp's condition sets.
+        through a shortcut) is dropped, as in zennit-crp's condition sets. ``owned``: the caller hands ``grad`` over,
+        so it may be overwritten.
+
+        Relevances the pass made itself and handed to no one else are multiplied and summed in place: each new tensor
+        of N relevance vectors costs the CPU page faults that take longer than the multiply itself.
         """
         conditions = conditions or {}
         collect = set(collect) | ({self.input_node} if to_input else set())
         count = grad.shape[0]
-        pending, result = {start: (grad, None)}, {}  # node -> (relevance, factor not yet applied to it)
+        pending, result = {start: (grad, None, owned)}, {}  # node -> (relevance, factor not yet applied, owned)
         for node in reversed(self.nodes[: self.nodes.index(start) + 1]):
             if len(result) == len(collect):
                 break
-            grad, factor = pending.pop(node, (None, None))
+            grad, factor, owned = pending.pop(node, (None, None, False))
             if grad is None:
                 continue
             if node in conditions:
-                grad = grad * conditions[node]
+                grad, owned = grad * conditions[node], True
                 pending.clear()
             if node in collect:
-                result[node] = _apply(grad, factor)
+                grad, factor, owned = _apply(grad, factor, owned), None, False  # the result shares it
+                result[node] = grad
             if node.op == "placeholder":
                 continue
-            for input_node, input_grad, input_factor in self._vjp(trace, node, grad, factor, count):
+            for input_node, input_grad, input_factor, input_owned in self._vjp(trace, node, grad, factor, owned,
+                                                                                count):
                 if input_node in pending:
-                    earlier = _apply(*pending[input_node])
-                    input_grad, input_factor = _add(earlier, _apply(input_grad, input_factor)), None
-                pending[input_node] = (input_grad, input_factor)
+                    earlier, earlier_factor, earlier_owned = pending[input_node]
+                    input_grad = _add(_apply(earlier, earlier_factor, earlier_owned),
+                                      _apply(input_grad, input_factor, input_owned),
+                                      earlier_owned or earlier_factor is not None)
+                    input_factor, input_owned = None, True
+                pending[input_node] = (input_grad, input_factor, input_owned)
         return result
 
-    def _vjp(self, trace, node, grad, factor, count):
-        """``[(input node, relevance, factor)]`` for the inputs of ``node`` on the path from the model input, for the
-        relevance ``factor * grad`` at its output. Rule modules and pass-through operations hand a factor on (see
-        :meth:`LinearizedRule.vjp`); other operations apply it first."""
+    def _vjp(self, trace, node, grad, factor, owned, count):
+        """``[(input node, relevance, factor, owned)]`` for the inputs of ``node`` on the path from the model input,
+        for the relevance ``factor * grad`` at its output (``owned``: ``grad`` may be overwritten). Rule modules and
+        pass-through operations hand a factor on (see :meth:`LinearizedRule.vjp`); other operations apply it first."""
         values = trace.values
         if node.op == "call_module" and node.target in self.rules and node in self._relevant:
             (source,) = node.all_input_nodes
@@ -314,7 +323,7 @@ class RelevanceModel:
             if node not in trace.terms:
                 trace.terms[node] = rule.coefficients(values[source], values[node])
             shape = self.relevance_shape(trace, source, count)
-            return [(source, *rule.vjp(trace.terms[node], grad, shape, factor))]
+            return [(source, *rule.vjp(trace.terms[node], grad, shape, factor, owned))]
         if node.op == "call_function" and node.target is torch.stack:
             return self._unstack(node, grad, factor)
         sources = [n for n in node.all_input_nodes if n in self._relevant and _holds_tensors(values[n])]
@@ -322,18 +331,19 @@ class RelevanceModel:
             return []
         if node.op == "call_function" and node.target is operator.getitem and not isinstance(values[sources[0]],
                                                                                              torch.Tensor):
-            return [(sources[0], {node.args[1]: _apply(grad, factor)}, None)]  # one item of a tuple output
+            return [(sources[0], {node.args[1]: _apply(grad, factor)}, None, False)]  # one item of a tuple output
         rule = self._operation_rules.get(node)
         if rule is None:
             rule = self._operation_rules[node] = rule_for(node, self.modules, self._relevant, self.attention)
         if (type(rule) is Identity and len(sources) == 1 and isinstance(grad, torch.Tensor)
                 and tuple(grad.shape) == self.relevance_shape(trace, sources[0], count)):
-            return [(sources[0], grad, factor)]
-        grad = _apply(grad, factor)
+            return [(sources[0], grad, factor, owned)]
+        grad = _apply(grad, factor, owned)
         if node in trace.switches:
             (source,) = node.all_input_nodes
-            return [(source, _max_unpool(grad, trace.switches[node], values[source].shape), None)]
-        return [(source, g, None) for source, g in rule.vjp(self, trace, node, sources, grad, count)]
+            return [(source, _max_unpool(grad, trace.switches[node], values[source].shape), None, True)]
+        found = rule.vjp(self, trace, node, sources, grad, count)
+        return [(source, g, None, _fresh(g, grad, found)) for source, g in found]
 
     def autograd_vjp(self, trace, node, sources, grad, count, surrogate=None):
         """``[(source, J^T grad)]`` for the operation of ``node`` (or ``surrogate``, which takes the same arguments),
@@ -383,21 +393,32 @@ class RelevanceModel:
         """The transpose of ``torch.stack`` (how the ResNet canonizer feeds its sums): each input's slice, as views,
         its factor sliced alike."""
         tensors, dim = (list(node.args) + [node.kwargs.get("dim", 0)])[:2]
-        return [(n, grad.select(dim, i), None if factor is None else factor.select(dim, i))
+        return [(n, grad.select(dim, i), None if factor is None else factor.select(dim, i), False)
                 for i, n in enumerate(tensors) if isinstance(n, torch.fx.Node) and n in self._relevant]
 
 
-def _apply(grad, factor):
-    """``factor * grad``, or ``grad`` when there is no factor."""
-    return grad if factor is None else factor * grad
+def _apply(grad, factor, owned=False):
+    """``factor * grad``, or ``grad`` when there is no factor; in place where ``grad`` is ``owned`` (see
+    :func:`.rules.in_place`)."""
+    if factor is None:
+        return grad
+    return grad.mul_(factor) if owned and in_place(grad, factor) else factor * grad
 
 
-def _add(first, second):
-    """The sum of two relevances: tensors, or ``{index: tensor}`` for the items of a tuple output."""
+def _fresh(relevance, grad, found):
+    """Whether an operation rule's ``relevance`` (one of the ``found`` for upper relevance ``grad``) is a tensor it
+    made for this input alone: not ``grad`` passed through, not a view, not handed to another input too."""
+    return (isinstance(relevance, torch.Tensor) and relevance is not grad and relevance._base is None
+            and sum(g is relevance for _, g in found) == 1)
+
+
+def _add(first, second, owned=False):
+    """The sum of two relevances: tensors (into ``first`` where it is ``owned``), or ``{index: tensor}`` for the items
+    of a tuple output."""
     if isinstance(first, dict):
         return {key: first[key] + second[key] if key in first and key in second else first.get(key, second.get(key))
                 for key in {**first, **second}}
-    return first + second
+    return first.add_(second) if owned and in_place(first, second) else first + second
 
 
 def _holds_tensors(value):

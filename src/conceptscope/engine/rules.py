@@ -37,6 +37,14 @@ def channels_last(tensor):
     return tensor
 
 
+def in_place(tensor, other):
+    """Whether ``tensor op= other`` gives what ``tensor op other`` would: same shape and dtype after broadcasting, and
+    ``tensor`` no view (an expanded or selected relevance shares its memory with another). Callers check that nobody
+    else holds ``tensor``."""
+    return (tensor._base is None and tensor.dim() >= other.dim() and tensor.dtype == other.dtype
+            and all(size in (1, own) for own, size in zip(tensor.shape[::-1], other.shape[::-1])))
+
+
 class UnsupportedRuleError(TypeError):
     """Raised for a zennit rule that is not linear in the upper relevance (e.g. guided backprop)."""
 
@@ -142,25 +150,29 @@ class LinearizedRule:
                     terms.append((k, channels_last(weight), scale))
         return terms
 
-    def vjp(self, terms, grad, input_shape, factor=None):
+    def vjp(self, terms, grad, input_shape, factor=None, owned=False):
         """Relevance at the module's input for upper relevance ``factor * grad`` (``grad`` (N, ...), ``factor`` None
-        or broadcastable to it), given this pass's ``terms``.
+        or broadcastable to it), given this pass's ``terms``; ``owned``: ``grad`` may be overwritten.
 
-        A rule of one term returns ``(J^T(b * factor * grad), a)`` with ``a`` not yet applied, so that the caller can
-        merge it into the next rule's multiply (each elementwise pass over N relevance vectors costs as much memory
-        traffic as a small convolution); otherwise ``(relevance, None)``.
+        A rule of one term returns ``(J^T(b * factor * grad), a, owned)`` with ``a`` not yet applied, so that the
+        caller can merge it into the next rule's multiply (each elementwise pass over N relevance vectors costs as
+        much memory traffic as a small convolution); otherwise ``(relevance, None, owned)``. ``owned`` says whether the
+        relevance is a new tensor nobody else holds.
         """
         if len(terms) == 1:
             k, weight, scale = terms[0]
             scale = scale if factor is None else scale * factor
-            return self._transpose(k, scale * grad, input_shape), weight
+            scaled = grad.mul_(scale) if owned and in_place(grad, scale) else scale * grad
+            result = self._transpose(k, scaled, input_shape)
+            return result, weight, result is scaled or result._base is None
         if factor is not None:
-            grad = factor * grad
+            grad = grad.mul_(factor) if owned and in_place(grad, factor) else factor * grad
         result = None
         for k, weight, scale in terms:
-            term = weight * self._transpose(k, scale * grad, input_shape)
-            result = term if result is None else result + term
-        return torch.zeros(input_shape, dtype=grad.dtype, device=grad.device) if result is None else result, None
+            term = self._transpose(k, scale * grad, input_shape)
+            term = term.mul_(weight) if in_place(term, weight) else weight * term
+            result = term if result is None else result.add_(term) if in_place(result, term) else result + term
+        return torch.zeros(input_shape, dtype=grad.dtype, device=grad.device) if result is None else result, None, True
 
     def _transpose(self, k, grad, input_shape):
         """``J_k^T grad``: a transposed convolution or matrix product, or autograd for other linear modules."""
@@ -203,8 +215,8 @@ class PassRule:
         return ()
 
     @staticmethod
-    def vjp(terms, grad, input_shape, factor=None):
-        return grad, factor
+    def vjp(terms, grad, input_shape, factor=None, owned=False):
+        return grad, factor, owned
 
 
 class GammaRule(LinearizedRule):

@@ -4,9 +4,8 @@ cut the way the lens asks for, grouped by dataset sample so each sample is expla
 Crops (``crop=``):
 
 - ``"relevance"``: the atlas' relevance-cropped references (CRP): the box holding most of the channel-conditional
-  relevance of the sample for its target, as :meth:`Atlas.references` cuts it (same box, same picture). Samples are
-  explained in batches (one forward pass, one backward pass to the layers), then each conditional backward pass
-  serves one concept of every sample of the batch, reusing the batch's rule coefficients.
+  relevance of the sample for its target, as :meth:`Atlas.references` cuts it (same box, same picture). Each sample
+  is explained once, and one batched backward pass per layer serves all the concepts it is a reference of.
 - ``"window"``: the classic receptive-field crop to compare against: a square of ``window`` x the image side, centred
   on the maximum of the channel's activation map upsampled to the input (the whole image for non-spatial layers).
 - ``"none"``: whole images; each needed sample is pictured once, however many concepts share it.
@@ -17,14 +16,10 @@ from tqdm.auto import tqdm
 
 from ..atlas import crop as cropping
 from ..atlas.state import explained_for
-from ..engine.explanation import pixel_relevance, relevance_from_logits
-from ..engine.targets import resolve_targets
 
 CROPS = ("relevance", "window", "none")
 #: images per batched forward pass when only activations are needed (window crops)
 ACTIVATION_BATCH = 32
-#: samples explained together for relevance crops
-RELEVANCE_BATCH = 16
 
 
 def reference_table(atlas, layers, n, mode):
@@ -67,60 +62,22 @@ def _cut(picture, box, source):
     return picture if box is None else cropping.crop(picture, cropping.scale_box(box, source, picture.shape[:2]))
 
 
-def conditional_heatmaps(explainer, images, targets, channels):
-    """CRP over a batch of samples: ``{layer: (heatmaps, activations)}``, where for each layer and sample b,
-    ``heatmaps[r][b]`` is the relevance of ``images[b]`` for class ``targets[b]`` (None: the prediction) flowing
-    through channel ``channels[layer][b][r]`` and ``activations[b]`` is the sample's activation (channels, ...).
-    One forward pass and one backward pass to the layers for the batch; then one conditional backward pass per round
-    r, each conditioning every sample on its r-th channel (rows without one stay zero), all reusing the rule
-    coefficients the first pass through each module stored in the trace. This is
-    :meth:`Explanation.conditional_heatmaps` batched over samples as well as over channels."""
-    with explainer.lock:
-        model, _, logits, trace = explainer._run(images, list(channels))
-        nodes = {layer: model.node(layer) for layer in channels}
-        found = relevance_from_logits(model, trace, logits, resolve_targets(targets, logits), nodes.values(),
-                                      to_input=False)
-        result = {}
-        for layer, per_sample in channels.items():
-            relevance = model.concept_view(layer, found[nodes[layer]])
-            output = model.concept_view(layer, trace.values[nodes[layer]])
-            rounds = []
-            for r in range(max(map(len, per_sample), default=0)):
-                masks = torch.zeros_like(relevance)
-                for b, ids in enumerate(per_sample):
-                    if r < len(ids):
-                        masks[b] = explainer.concept.masks(output[b:b + 1], [ids[r]])[0, 0]
-                grad = model.native_view(layer, masks * relevance)
-                rounds.append(pixel_relevance(model.propagate(trace, nodes[layer], grad)[model.input_node]).cpu())
-            result[layer] = (rounds, output.detach().cpu())
-        return result
-
-
 def _relevance_crops(atlas, needed, mode):
-    """Relevance crops of batches of ``RELEVANCE_BATCH`` samples (:func:`conditional_heatmaps`), samples of similar
-    concept counts batched together (fewer empty rows); the picture is the atlas' own (:meth:`Atlas.sample`) and the
-    box :func:`~conceptscope.atlas.crop.reference_box`'s (found for a round's samples at once), so crops equal
-    :meth:`Atlas.references`."""
-    order = sorted(needed, key=lambda index: (-sum(map(len, needed[index].values())), index))
-    for start in range(0, len(order), RELEVANCE_BATCH):
-        samples = [atlas.sample(index) for index in order[start:start + RELEVANCE_BATCH]]
-        layers = list(dict.fromkeys(layer for sample in samples for layer in needed[sample.index]))
-        channels = {layer: [[channel for channel, _ in needed[sample.index].get(layer, ())] for sample in samples]
-                    for layer in layers}
-        targets = explained_for(atlas.target, [sample.label for sample in samples])
-        found = conditional_heatmaps(atlas.explainer, torch.stack([sample.image for sample in samples]), targets,
-                                     channels)
-        for layer, (rounds, activations) in found.items():
-            slots = [needed[sample.index].get(layer, ()) for sample in samples]
-            boxes = {}  # (round, row): crop box, each round's boxes found at once
-            for r, heatmaps in enumerate(rounds):
-                rows = [b for b in range(len(samples)) if r < len(slots[b])]
-                found_boxes = cropping.reference_boxes(heatmaps[rows], [activations[b][slots[b][r][0]] for b in rows],
-                                                       mode)
-                boxes.update({(r, b): box for b, box in zip(rows, found_boxes)})
-            for b, sample in enumerate(samples):
-                for r, (channel, slot) in enumerate(slots[b]):
-                    yield _cut(sample.picture, boxes[r, b], rounds[r].shape[1:]), [(layer, channel, slot)]
+    """Relevance crops as :meth:`Atlas.references` cuts them (same heatmap, box and picture), each sample explained
+    once for all the concepts it serves: one forward pass, then per layer one backward pass for all its channels at
+    once (:meth:`Explanation.conditional_heatmaps`: the one-image trace's rule coefficients broadcast over every row,
+    none of them empty), and the boxes of those channels found together."""
+    for index, by_layer in needed.items():
+        sample = atlas.sample(index)
+        explanation = atlas.explainer.explain(sample.image, explained_for(atlas.target, [sample.label]),
+                                              list(by_layer))
+        for layer, slots in by_layer.items():
+            channels = [channel for channel, _ in slots]
+            heatmaps = explanation.conditional_heatmaps(layer, channels).cpu()
+            activations = explanation.activations[layer]
+            boxes = cropping.reference_boxes(heatmaps, [activations[channel].cpu() for channel in channels], mode)
+            for (channel, slot), box in zip(slots, boxes):
+                yield _cut(sample.picture, box, heatmaps.shape[1:]), [(layer, channel, slot)]
 
 
 def _window_crops(atlas, needed, window):
