@@ -9,11 +9,12 @@ the zero-initialised head re-drawn with seed 1, input seed 2), so the heatmaps o
   CP-LRP (must be 1) and the AttnLRP rule set (whose softmax rule absorbs part of the relevance by design);
 - speed (float32, 2 threads, sides in turn for ``--rounds`` rounds after a warm-up, best and median): one heatmap
   (CP-LRP with Gamma rules, CP attention with LRP-epsilon layers, AttnLRP) against one gradient x input pass;
-  K = 64 conditional heatmaps of a block's output (one explanation, batched) against separate explanations, one
-  per concept (each a forward and two backward passes; ``--separate`` of the 64
-  are timed and scaled to 64).
+  K = 64 conditional heatmaps of the MLP output of the blocks ``--blocks`` (one explanation, batched) against separate
+  explanations, one per concept (each a forward and two backward passes; ``--separate`` of the 64 are timed and
+  scaled to 64). A concept's backward pass runs from its block down to the input, so the lower the block, the more
+  of the work the batched explanation shares.
 
-    python benchmarks/transformers.py --reference /work/refvenvs/lxt/out/*.safetensors
+    python benchmarks/transformers.py --reference /work/refvenvs/lxt/out/*.safetensors [--blocks 3 6 10]
 
 Writes ``benchmarks/results/transformers.json``.
 """
@@ -28,7 +29,10 @@ from safetensors import safe_open
 import conceptscope as cs
 from conceptscope.models.composites import CPLRP
 
-LAYER = "encoder.layers.encoder_layer_9.mlp.3"  # the MLP output of block 10: 768 features per token
+
+def mlp_output(block):
+    """The MLP output of ``block`` (counted from 1) of torchvision's ViT: 768 features per token."""
+    return f"encoder.layers.encoder_layer_{block - 1}.mlp.3"
 
 
 def agreement(path):
@@ -52,7 +56,7 @@ def gradient_x_input(model, x, target):
     return (x * x.grad).sum(1)
 
 
-def speed(rounds, separate):
+def speed(rounds, separate, blocks):
     model, x = build()
     xp = cs.Explainer(model, CPLRP())
     epsilon, attnlrp = cs.Explainer(model, "epsilon"), cs.Explainer(model, "attn_lrp")
@@ -61,28 +65,29 @@ def speed(rounds, separate):
                      "CP attention, LRP-epsilon layers": lambda: epsilon.heatmap(x, target),
                      "AttnLRP heatmap": lambda: attnlrp.heatmap(x, target),
                      "gradient x input": lambda: gradient_x_input(model, x, target)}, rounds)
-    channels = list(range(64))
-
-    def batched():
-        xp._cache.clear()
-        xp.explain(x[0], target, [LAYER]).conditional_heatmaps(LAYER, channels)
-
-    def one_at_a_time():
-        for channel in channels[:separate]:
-            xp._cache.clear()
-            xp.explain(x[0], target, [LAYER]).conditional_heatmaps(LAYER, [channel])
-
-    times.update(in_turn({"K=64 batched": batched, f"{separate} separate": one_at_a_time}, rounds))
-    rows = [{"what": name, **timing.columns("")} for name, timing in times.items()]
     plain = times["gradient x input"]
     ratio = {**speedup(times["CP-LRP heatmap"], plain, "CP-LRP (Gamma) / gradient x input"),
              **speedup(times["CP attention, LRP-epsilon layers"], plain,
                        "CP attention, LRP-epsilon / gradient x input"),
-             **speedup(times["AttnLRP heatmap"], plain, "AttnLRP / gradient x input"),
-             **{name.replace(f"{separate} separate", "64 separate"): value * 64 / separate for name, value in
-                speedup(times[f"{separate} separate"], times["K=64 batched"], f"{separate} separate / K=64 batched")
-                .items()}}
-    return rows, ratio
+             **speedup(times["AttnLRP heatmap"], plain, "AttnLRP / gradient x input")}
+    channels = list(range(64))
+    for block in blocks:
+        layer = mlp_output(block)
+
+        def batched():
+            xp._cache.clear()
+            xp.explain(x[0], target, [layer]).conditional_heatmaps(layer, channels)
+
+        def one_at_a_time():
+            for channel in channels[:separate]:
+                xp._cache.clear()
+                xp.explain(x[0], target, [layer]).conditional_heatmaps(layer, [channel])
+
+        names = f"K=64 batched, block {block}", f"{separate} separate, block {block}"
+        times.update(in_turn(dict(zip(names, (batched, one_at_a_time))), rounds))
+        ratio.update({name.replace(f"{separate} separate", "64 separate"): value * 64 / separate for name, value in
+                      speedup(times[names[1]], times[names[0]], f"{names[1]} / K=64 batched").items()})
+    return [{"what": name, **timing.columns("")} for name, timing in times.items()], ratio
 
 
 def main():
@@ -90,6 +95,8 @@ def main():
     parser.add_argument("--reference", nargs="*", default=[], help="lxt heatmaps made by reference/lxt_vit.py")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--separate", type=int, default=4, help="how many of the 64 separate explanations to time")
+    parser.add_argument("--blocks", type=int, nargs="+", default=[10],
+                        help="blocks (1-12) whose MLP output the K = 64 conditional heatmaps condition on")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -104,7 +111,7 @@ def main():
                  "sum/logit": share})
     meta = {}
     if not args.skip_speed:
-        speed_rows, ratios = speed(args.rounds, args.separate)
+        speed_rows, ratios = speed(args.rounds, args.separate, args.blocks)
         rows += speed_rows
         meta["ratios"] = ratios
         print(json.dumps(ratios, indent=2))

@@ -100,12 +100,16 @@ def test_non_cut_layer_sums_to_relevance_through_it(nets, image):
 @pytest.mark.parametrize("name,layer", [("vgg16_bn", "features.40"), ("resnet18", "layer4.1.conv2")])
 def test_batched_equals_one_at_a_time_and_naive_zennit(nets, image, name, layer):
     model = nets[name]
-    explanation = cs.Explainer(model).explain(image)
+    explanation = cs.Explainer(model).explain(image, layers=[layer])
+    kept = explanation.heatmap.clone(), explanation.relevances[layer].clone()
     channels = [0, 5, 17, 300, 511]
     batched = explanation.conditional_heatmaps(layer, channels)
     for channel, heatmap in zip(channels, batched):
         alone = explanation.conditional_heatmaps(layer, [channel])[0]
         assert torch.allclose(heatmap, alone, rtol=1e-5, atol=1e-9 * float(alone.abs().max()))
+    # the backward passes work in place on relevance they made themselves, never on what the explanation keeps
+    assert torch.equal(explanation.heatmap, kept[0]) and torch.equal(explanation.relevances[layer], kept[1])
+    assert torch.equal(explanation.conditional_heatmaps(layer, channels), batched)
     naive = naive_conditional_heatmaps(model, zennit_composite(model, "epsilon_plus_flat"), image, layer, channels,
                                        explanation.target)
     assert relative_error(batched, naive) < 1e-4

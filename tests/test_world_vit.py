@@ -74,11 +74,12 @@ def test_shipped_vit_is_small_and_loads_fresh(world, vit):
 
 
 def test_vit_accuracy_on_fresh_images(vit, fresh):
-    """94.15 % on the 2000-image test split (assets/metrics.json); the issue's target of 95 % needs longer training."""
+    """96.05 % on the 2000-image test split (assets/metrics.json), 96.1 % on 1000 more (benchmarks/world.py); 300
+    fresh images here, whose standard error (~1.1 points) the threshold leaves room for."""
     images, _, labels = evidence_batch(fresh)
     with torch.no_grad():
         predicted = vit(images).argmax(1)
-    assert float((predicted == torch.tensor(labels)).float().mean()) >= 0.9
+    assert float((predicted == torch.tensor(labels)).float().mean()) >= 0.93
 
 
 @pytest.mark.slow

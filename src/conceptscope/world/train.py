@@ -21,11 +21,12 @@ from .api import ARCHITECTURES, ASSETS, SHIPPED_MODELS, SPLIT_SEEDS, SPURIOUS_CL
 from .dataset import normalize, render
 
 STEPS, BATCH, LR = 600, 64, 3e-3
-#: the ViT learns from more images: AdamW, gradients clipped, four cycles of linear warm-up then cosine decay to zero
+#: the ViT learns from more images: AdamW, gradients clipped, six cycles of linear warm-up then cosine decay to zero
 #: (the later ones warm restarts with a fresh optimizer, each on the next fresh images)
 VIT = {"batch": 64, "weight_decay": 0.05, "clip": 1.0,
        "cycles": ({"steps": 1500, "lr": 1.5e-3, "warmup": 100}, {"steps": 1000, "lr": 5e-4, "warmup": 50},
-                  {"steps": 1000, "lr": 3e-4, "warmup": 50}, {"steps": 2000, "lr": 5e-4, "warmup": 50})}
+                  {"steps": 1000, "lr": 3e-4, "warmup": 50}, {"steps": 2000, "lr": 5e-4, "warmup": 50},
+                  {"steps": 2000, "lr": 3e-4, "warmup": 50}, {"steps": 2000, "lr": 3e-4, "warmup": 50})}
 N_VAL, N_TEST = 1000, 2000
 
 
