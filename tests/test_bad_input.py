@@ -736,7 +736,7 @@ def test_a_bad_region_from_the_view_is_reverted_and_shown(heatmap, box, match):
 @pytest.mark.parametrize("name, value, match", [
     ("opacity", -0.1, r"opacity must be a number in \[0, 1\]; got -0.1"),
     ("opacity", 1.5, "opacity must be a number in"),
-    ("opacity", True, "expected a float, not the bool True"),
+    ("opacity", True, r"opacity must be a number in \[0, 1\]; got bool True"),
     ("opacity", "0.5", "opacity"),
     ("colormap", "jet!", "colormap"),
     ("colormap", None, "colormap"),

@@ -297,8 +297,8 @@ class RelevanceModel:
                 grad, owned = grad * conditions[node], True
                 pending.clear()
             if node in collect:
-                grad, factor, owned = _apply(grad, factor, owned), None, False  # the result shares it
-                result[node] = grad
+                result[node] = _apply(grad, factor)
+                owned = owned and factor is not None  # without a factor the result is grad itself
             if node.op == "placeholder":
                 continue
             for input_node, input_grad, input_factor, input_owned in self._vjp(trace, node, grad, factor, owned,

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import anywidget
+import numpy as np
 import traitlets
 
 from ..engine.arguments import count, short
@@ -100,13 +102,28 @@ def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
+def check_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf, hint: str = "") -> float:
+    """``value`` as a float in [``low``, ``high``], or a ValueError that says what is expected (``hint``: what the
+    number means, e.g. " (1: normal size)"). Booleans are refused."""
+    bounds = f" in [{low:g}, {high:g}]" if math.isfinite(low) or math.isfinite(high) else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number{bounds}{hint}; got {type(value).__name__} {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be a number{bounds}{hint}; got {value!r}")
+    return float(value)
+
+
 class Real(traitlets.Float):
-    """A float trait that refuses booleans (traitlets' Float would take True as 1.0)."""
+    """A float trait in [``low``, ``high``] (unbounded by default) that refuses booleans (traitlets' Float would take
+    True as 1.0), with :func:`check_number`'s message."""
+
+    def __init__(self, default_value: float, low: float = -math.inf, high: float = math.inf, hint: str = "",
+                 **kwargs: Any) -> None:
+        self.low, self.high, self.hint = low, high, hint
+        super().__init__(default_value, **kwargs)
 
     def validate(self, obj: Any, value: Any) -> float:
-        if isinstance(value, bool):
-            self.error(obj, value)
-        return super().validate(obj, value)
+        return checked(lambda v: check_number(self.name, v, self.low, self.high, self.hint))(value)
 
 
 class Count(traitlets.Int):
@@ -141,15 +158,8 @@ class RequestWidget(anywidget.AnyWidget):
     last_result = traitlets.Dict(help="The last reply sent to the view (a result or an error).")
     busy = traitlets.Bool(False, help="True while work for this view is pending.").tag(sync=True)
     error = traitlets.Unicode("", help="The last failure of the view's work ('' after a success).").tag(sync=True)
-    scale = Real(1.0, help="How much larger than normal the view is drawn (e.g. 1.5 on a projector).").tag(
-        sync=True)
-
-    @traitlets.validate("scale")
-    def _valid_scale(self, proposal: dict) -> float:
-        value = proposal["value"]
-        if isinstance(value, bool) or not 0.25 <= value <= 4:
-            raise traitlets.TraitError(f"scale must be a number from 0.25 to 4 (1: normal size); got {value!r}")
-        return value
+    scale = Real(1.0, low=0.25, high=4, hint=" (1: normal size)",
+                 help="How much larger than normal the view is drawn (e.g. 1.5 on a projector).").tag(sync=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "_view" in cls.__dict__:

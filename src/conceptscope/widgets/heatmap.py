@@ -10,7 +10,7 @@ import traitlets
 from ..render import COLORMAPS, OVERLAYS, check_overlay, check_percent, contour_png, decode_png, encode_png, heatmap_png
 from ..render.colormap import colour_table
 from ._arrays import as_image, as_relevance
-from ._protocol import ProtocolError, Real, RequestWidget, checked, request
+from ._protocol import ProtocolError, Real, RequestWidget, check_number, checked, request
 from .controller import check_box
 
 
@@ -51,7 +51,7 @@ class HeatmapView(RequestWidget):
     region = traitlets.List(traitlets.Int(), help="The drawn box [x0, y0, x1, y1], or [].").tag(sync=True)
     colormap = traitlets.Enum(COLORMAPS, default_value=COLORMAPS[0]).tag(sync=True)
     colormaps = traitlets.List(traitlets.Unicode(), default_value=list(COLORMAPS), read_only=True).tag(sync=True)
-    opacity = Real(0.6, help="Opacity of the heatmap over the image.").tag(sync=True)
+    opacity = Real(0.6, low=0, high=1, help="Opacity of the heatmap over the image.").tag(sync=True)
     colorbar_png = traitlets.Bytes(help="The colormap from -max |R| to +max |R| as a 1-pixel-high PNG.").tag(sync=True)
     scales = traitlets.Dict(help="{heatmap|concept: {max: max |R|, sum: ΣR}} of the maps, for the colour bar.").tag(
         sync=True)
@@ -74,13 +74,12 @@ class HeatmapView(RequestWidget):
         rel = as_relevance(relevance, img.shape[:2])
         if colormap not in COLORMAPS:
             raise ValueError(f"colormap must be one of {', '.join(COLORMAPS)}; got {colormap!r}")
-        if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
-            raise ValueError(f"opacity must be a number in [0, 1]; got {opacity!r}")
+        opacity = check_number("opacity", opacity, 0, 1)
         check_overlay(overlay)
         contour_percent = check_percent(contour_percent)
         self._shape = img.shape[:2]
         self._asked: tuple[int, int, bool] | None = None  # the last pixel asked for, and whether the map changed since
-        super().__init__(image_png=encode_png(img), colormap=colormap, opacity=float(opacity), overlay=overlay,
+        super().__init__(image_png=encode_png(img), colormap=colormap, opacity=opacity, overlay=overlay,
                          contour_percent=contour_percent, relevance=rel, colorbar_png=colorbar_png(colormap),
                          **kwargs)
 
@@ -156,13 +155,6 @@ class HeatmapView(RequestWidget):
     @traitlets.validate("region")
     def _valid_region(self, proposal: dict) -> list[int]:
         return checked(lambda box: check_box(box, self._shape))(proposal["value"])
-
-    @traitlets.validate("opacity")
-    def _valid_opacity(self, proposal: dict) -> float:
-        value = proposal["value"]
-        if isinstance(value, bool) or not 0 <= value <= 1:
-            raise traitlets.TraitError(f"opacity must be a number in [0, 1]; got {value!r}")
-        return value
 
     @traitlets.validate("show")
     def _valid_show(self, proposal: dict) -> str:
