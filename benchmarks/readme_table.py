@@ -144,32 +144,33 @@ def atlas_vit(data):
     return "\n".join(lines)
 
 
-def widgets(data):
-    info = data["info"]
-    lines = [_header(info, "clicks in turn with the kernel's own compute of one conditional heatmap, after a warm-up; "
-                           "chromium headless"), "",
-             "| model | input | layer | condition | clicks | p50 / p95 | compute (median) | p50 / compute |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in data["rows"]:
-        lines.append(f"| {r['model']} | {r['input']} | `{r['layer']}` | {r['condition']} | {r['clicks']} | "
-                     f"{_number(r['p50_ms'], 3)} / {_number(r['p95_ms'], 3)} ms | {_number(r['compute_ms'], 3)} ms | "
-                     f"{_number(r['p50/compute'], 3)}x |")
+def _clicks(data, setting, layer):
+    """A table of click latencies (benchmarks/widgets.py), with the ``layer`` column and the best click where the
+    rows have them."""
+    rows = data["rows"]
+    best = bool(rows) and "best_ms" in rows[0]
+    columns = ["model", "input", *(["layer"] if layer else []), "condition", "clicks", "p50 / p95",
+               *(["best"] if best else []), "compute (median)", "p50 / compute"]
+    lines = [_header(data["info"], setting), "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for r in rows:
+        cells = [r["model"], r["input"], *([f"`{r['layer']}`"] if layer else []), r["condition"], r["clicks"],
+                 f"{_number(r['p50_ms'], 3)} / {_number(r['p95_ms'], 3)} ms",
+                 *([f"{_number(r['best_ms'], 3)} ms"] if best else []), f"{_number(r['compute_ms'], 3)} ms",
+                 f"{_number(r['p50/compute'], 3)}x"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
+
+
+def widgets(data):
+    return _clicks(data, "clicks in turn with the kernel's own compute of one conditional heatmap, after a warm-up; "
+                         "chromium headless", layer=True)
 
 
 def widgets_segment(data):
     """The segment case of benchmarks/widgets.py: click on a predicted segment -> its heatmap on screen."""
-    info = data["info"]
-    lines = [_header(info, "clicks alternating between two predicted segments, in turn with the kernel's own compute "
-                           "of one segment's heatmap, after a warm-up; nothing cached; chromium headless; target p50 "
-                           "<= 300 ms"), "",
-             "| model | input | condition | clicks | p50 / p95 | best | compute (median) | p50 / compute |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in data["rows"]:
-        lines.append(f"| {r['model']} | {r['input']} | {r['condition']} | {r['clicks']} | {_number(r['p50_ms'], 3)} / "
-                     f"{_number(r['p95_ms'], 3)} ms | {_number(r['best_ms'], 3)} ms | {_number(r['compute_ms'], 3)} ms "
-                     f"| {_number(r['p50/compute'], 3)}x |")
-    return "\n".join(lines)
+    return _clicks(data, "clicks alternating between two predicted segments, in turn with the kernel's own compute of "
+                         "one segment's heatmap, after a warm-up; nothing cached; chromium headless; target p50 <= 300 "
+                         "ms", layer=False)
 
 
 def methods_speed(data):
