@@ -49,7 +49,9 @@ def coverage(data):
 
 def transformers(data):
     rows = data["rows"]
-    lines = ["`python benchmarks/transformers.py --reference ...` (lxt heatmaps made by "
+    command = data["info"]["command"]  # the reference files' paths shortened to "...", other options kept
+    options = command.split(".safetensors")[-1] if ".safetensors" in command else ""
+    lines = [f"`{command.split(' --reference ')[0]} --reference ...{options}` (lxt heatmaps made by "
              "`benchmarks/reference/lxt_vit.py` in lxt's own venv); torchvision `vit_b_16`, 224 px.", "",
              "| comparison | figure |", "| --- | --- |"]
     for r in rows:

@@ -206,8 +206,10 @@ def test_expand_tree_node_computes_its_children(lab, nb, artifacts):
     screenshot(page, artifacts, "tree", lab)
 
 
-def test_click_gallery_image_loads_it(lab, nb, artifacts):
-    page, kernel = nb
+def click_a_reference(page, kernel) -> tuple[str, int, int]:
+    """Click the first listed concept, then the first of its references that is not the current image; once the
+    explorer is idle, check that it explains that image. Return the concept's layer and channel and the image's
+    dataset index."""
     layer, channel = rows(page)[0]
     click_row(page, channel)
     page.wait_for_function(f"() => document.querySelector('.cs-gallery .cs-title').textContent"
@@ -221,8 +223,14 @@ def test_click_gallery_image_loads_it(lab, nb, artifacts):
     page.wait_for_function(f"() => Number(document.querySelector('{HEATMAP}').dataset.frame) > {frame}")
     kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
     wait_idle(page)
-    assert kernel.json("ex.gallery.picked") == index
     assert kernel.json(f"bool(torch.equal(ex.controller.subject.image, data[{index}][0]))")
+    return layer, channel, index
+
+
+def test_click_gallery_image_loads_it(lab, nb, artifacts):
+    page, kernel = nb
+    layer, channel, index = click_a_reference(page, kernel)
+    assert kernel.json("ex.gallery.picked") == index
     assert kernel.json(f"bool(np.array_equal(ex.controller.subject.picture, data.raw_image({index})))")
     # Python explains the new image, and the page shows its prediction and its concepts
     predicted = kernel.json(f"int(world.model(data[{index}][0][None]).argmax())")

@@ -11,6 +11,7 @@ from _jupyter import notebook_page
 from test_explorer_browser import (
     HEATMAP,
     KERNEL_TIMEOUT,
+    click_a_reference,
     click_another_class,
     click_row,
     drag,
@@ -146,21 +147,8 @@ def test_expanding_a_tree_node_computes_its_children(lab, nb, artifacts):
 
 def test_a_gallery_click_explains_that_image(lab, nb, artifacts):
     page, kernel = nb
-    layer, channel = rows(page)[0]
-    click_row(page, channel)
-    page.wait_for_function(f"() => document.querySelector('.cs-gallery .cs-title').textContent"
-                           f" === 'references of {layer} #{channel}' && document.querySelector('.cs-gallery figure')",
-                           timeout=30_000)
-    wait_idle(page)
-    index = kernel.json("[r['index'] for r in ex.gallery.references"
-                        " if not torch.equal(data[r['index']][0], ex.controller.subject.image)][0]")
     heatmap = kernel.json("np.round(ex.heatmap.relevance.flatten()[::97], 6).tolist()")
-    frame = int(page.locator(HEATMAP).get_attribute("data-frame"))
-    page.locator(f".cs-gallery figure[data-index='{index}']").click()
-    page.wait_for_function(f"() => Number(document.querySelector('{HEATMAP}').dataset.frame) > {frame}")
-    kernel.run(f"assert ex.wait({KERNEL_TIMEOUT})")
-    wait_idle(page)
-    assert kernel.json(f"bool(torch.equal(ex.controller.subject.image, data[{index}][0]))")
+    layer, channel, index = click_a_reference(page, kernel)
     assert kernel.json(f"bool(np.allclose(ex.heatmap.relevance, xp.explain(data[{index}][0]).heatmap.numpy(), "
                        "atol=1e-6))")
     assert kernel.json("np.round(ex.heatmap.relevance.flatten()[::97], 6).tolist()") != heatmap
