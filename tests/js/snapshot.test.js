@@ -96,7 +96,8 @@ describe("createSession", () => {
   });
 });
 
-describe("mount", () => {
+/** A recording 2-D context for every canvas and 8 x 8 bitmaps, for the tests of one describe block. */
+function drawingStubs() {
   beforeEach(() => {
     vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockReturnValue(createRecordingContext());
     vi.stubGlobal("createImageBitmap", async () => ({ width: 8, height: 8 }));
@@ -105,6 +106,10 @@ describe("mount", () => {
     vi.restoreAllMocks();
     vi.unstubAllGlobals();
   });
+}
+
+describe("mount", () => {
+  drawingStubs();
 
   it("renders boxes of views with the same view modules", async () => {
     const png = { $bytes: b64([137, 80, 78, 71]) };
@@ -136,14 +141,7 @@ describe("mount", () => {
 });
 
 describe("mountPage", () => {
-  beforeEach(() => {
-    vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockReturnValue(createRecordingContext());
-    vi.stubGlobal("createImageBitmap", async () => ({ width: 8, height: 8 }));
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
-    vi.unstubAllGlobals();
-  });
+  drawingStubs();
 
   it("resolves shared values in the layout and answers a precomputed class switch", async () => {
     const root = document.createElement("div");
