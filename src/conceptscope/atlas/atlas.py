@@ -231,7 +231,8 @@ class Atlas:
         sample = self.sample(index)
         explanation = self.explainer.explain(sample.image, explained_for(self.target, [sample.label]), [layer])
         heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
-        box = cropping.reference_box(heatmap, explanation.activations[layer][channel].cpu(), mode)
+        activation = self.explainer.position_values(layer, explanation.activations[layer])[channel]
+        box = cropping.reference_box(heatmap, activation.cpu(), mode)
         picture = sample.picture
         if box is not None:
             box = cropping.scale_box(box, heatmap.shape, picture.shape[:2])

@@ -2,13 +2,14 @@
 
 Channels (dim 1) of convolutions and of maps ``(B, C, H, W)``; features (the last dim) of linear layers, of token
 sequences ``(B, N, D)`` from any module (a transformer block's output: its residual stream) and of modules built of
-linear layers only (a Swin block's channel-last ``(B, H, W, C)``). Where that guess is wrong the user says so with
-``Explainer(concept_axis={layer: axis})``; an output with no such axis (a tuple, a scalar, an axis 0 that is not the
-batch) is refused with an error that says what is accepted.
+linear layers only (a Swin block's channel-last ``(B, H, W, C)``); the heads (axis 2) of an attention's per-head outputs
+``(B, N, heads, head_dim)`` marked by :class:`~conceptscope.models.AttentionHeads`. Where that guess is wrong the
+user says so with ``Explainer(concept_axis={layer: axis})``; an output with no such axis (a tuple, a scalar, an axis
+0 that is not the batch) is refused with an error that says what is accepted.
 """
 import torch
 
-from ..models.layers import CONCEPT_LAYER_TYPES, linear_only
+from ..models.layers import CONCEPT_LAYER_TYPES, AttentionHeads, linear_only
 
 CONVOLUTIONS = tuple(t for t in CONCEPT_LAYER_TYPES if t is not torch.nn.Linear)
 
@@ -17,11 +18,20 @@ def concept_axis(module, dims, override=None):
     """The concept axis (1 or -1, or the user's ``override``) of a ``dims``-dimensional output of ``module``."""
     if override is not None:
         return override
+    if isinstance(module, AttentionHeads):
+        return 2
     if isinstance(module, torch.nn.Linear) or (not isinstance(module, CONVOLUTIONS) and linear_only(module)):
         return -1
     if isinstance(module, CONVOLUTIONS):
         return 1
     return -1 if dims == 3 else 1  # tokens (B, N, D); (B, F) and maps (B, C, H, W) have theirs at 1
+
+
+def position_values(module, view):
+    """``view`` (a concept view, concept axis at 1) as one value per position of each concept: an attention's heads
+    ``(B, heads, N, head_dim)`` as ``(B, heads, N)``, a head's value at a token the largest of its dimensions (what its
+    ActMax score takes the maximum of); other layers' views as they are (maps, tokens)."""
+    return view.amax(-1) if isinstance(module, AttentionHeads) else view
 
 
 def check_output(layer, value, batch, axis, concepts):

@@ -240,6 +240,13 @@ class Explainer:
         return logits, {name: relevance_model.concept_view(name, trace.values[relevance_model.node(name)])
                         for name in names}
 
+    def position_values(self, layer: str, activations: torch.Tensor) -> torch.Tensor:
+        """``layer``'s ``activations`` (B, concepts, ...) as :meth:`forward` returns them, with one value per position
+        of each concept: maps and tokens as they are, an attention's heads (B, heads, N, head_dim) reduced to their
+        tokens (B, heads, N) by the largest dimension. What reference crops and ground truth place on the image."""
+        with self.lock:
+            return self._current().position_values(layer, activations)
+
     @_follows_model
     def attribute(self, images: Images, target: Targets = None, layers: Layers = (),
                   heatmaps: bool = True) -> Attribution:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UnknownLayerError
+from ..models.layers import AttentionHeads
 from .arguments import count, layer_names
 from .checks import check_heatmaps
 from .inputs import check_region
@@ -115,24 +116,25 @@ class Explanation:
             region = check_region(region, image.shape[2:]).to(image.device)
             weights, extra = self._region_weights(layer, region)
             found = self._concept.attribute(relevance, weights)[0]
-            if extra and bool(relevance[..., :extra].any()):
+            if extra and bool(relevance[:, :, :extra].any()):
                 found = found + (self._extra_token_heatmaps(layer, extra) * region).flatten(1).sum(1)
             return found
 
     def _region_weights(self, layer, region):
         """The fraction of each layer position's input-space footprint covered by ``region``: (1, 1, h, w) for maps;
-        for tokens (1, 1, N) through the patch grid, a leading class token 0. Returns it and the number of leading
-        tokens outside the grid."""
+        for tokens (1, 1, N) through the patch grid, a leading class token 0 (an attention's heads: (1, 1, N, 1)).
+        Returns it and the number of leading tokens outside the grid."""
         image = self._trace.values[self._model.input_node]
         relevance = self._relevances[layer]
-        if relevance.dim() == 3:
+        heads = isinstance(self._model.modules.get(layer), AttentionHeads)
+        if relevance.dim() == 3 or heads:  # tokens (1, C, N), or an attention's heads (1, heads, N, head_dim)
             grid, extra = patch_grid(relevance.shape[2], image.shape[2:])
             if grid is None:
                 raise ValueError(f"layer {layer!r} has {relevance.shape[2]} tokens, which do not form a patch grid of "
                                  f"the {tuple(image.shape[2:])} input (with or without one class token), so a region "
                                  "cannot be mapped onto them")
-            weights = F.adaptive_avg_pool2d(region[None, None].to(relevance.dtype), grid).flatten(2)
-            return F.pad(weights, (extra, 0)), extra
+            weights = F.pad(F.adaptive_avg_pool2d(region[None, None].to(relevance.dtype), grid).flatten(2), (extra, 0))
+            return (weights[..., None] if heads else weights), extra
         if relevance.dim() != 4:
             raise ValueError(f"layer {layer!r} has no spatial extent (output shape {tuple(relevance.shape[1:])}), "
                              "so a region cannot select part of it")
@@ -147,7 +149,7 @@ class Explanation:
             node = self._model.node(layer)
             output = self._model.concept_view(layer, self._trace.values[node])
             tokens = torch.zeros_like(relevance)
-            tokens[..., :extra] = 1
+            tokens[:, :, :extra] = 1
             channels = list(range(self._concept.count(output)))
             chunk, heatmaps = self._chunk_size(len(channels)), []
             for start in range(0, len(channels), chunk):

@@ -3,6 +3,8 @@ import torch
 import torch.fx
 from zennit.canonizers import MergeBatchNorm
 
+from .layers import AttentionHeads
+
 
 class MergeBatchNormByDataFlow(MergeBatchNorm):
     """Merge each BatchNorm into the convolution or linear layer whose output it normalises, the pairs found by
@@ -60,7 +62,8 @@ def _pairs(root_module):
 class ExplicitMultiheadAttention(torch.nn.Module):
     """``nn.MultiheadAttention`` written out as the operations it computes — query/key/value projections as
     ``nn.Linear`` layers, ``softmax(q k^T / sqrt(d)) v`` and the output projection (the same ``out_proj`` module) — so
-    that each step can carry its LRP rule. Computes what the module computes, in eval mode."""
+    that each step can carry its LRP rule, and the heads' outputs pass ``heads`` (:class:`.layers.AttentionHeads`).
+    Computes what the module computes, in eval mode."""
 
     def __init__(self, attention):
         super().__init__()
@@ -83,7 +86,7 @@ class ExplicitMultiheadAttention(torch.nn.Module):
             if bias is not None:
                 linear.bias = torch.nn.Parameter(bias.clone(), requires_grad=False)
             setattr(self, name, linear)
-        self.out_proj = attention.out_proj
+        self.heads, self.out_proj = AttentionHeads(heads), attention.out_proj
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
@@ -99,7 +102,7 @@ class ExplicitMultiheadAttention(torch.nn.Module):
         if key_padding_mask is not None:
             scores = scores.masked_fill(key_padding_mask[:, None, None, :].bool(), float("-inf"))
         weights = scores.softmax(-1)
-        output = self.out_proj((weights @ v).transpose(1, 2).flatten(2))
+        output = self.out_proj(self.heads((weights @ v).transpose(1, 2)).flatten(2))  # heads (B, N, heads, d)
         if not self.batch_first:
             output = output.transpose(0, 1)
         if not need_weights:

@@ -7,6 +7,17 @@ from ..errors import UnknownLayerError
 CONCEPT_LAYER_TYPES = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
 
 
+class AttentionHeads(torch.nn.Identity):
+    """Marks an attention's per-head outputs ``(B, N, heads, head_dim)`` — each head's attention-weighted values,
+    before the output projection joins them — so that a head can be a concept: name this module as a layer and its
+    concepts are the heads (concept axis 2; a head's relevance is summed over its tokens and dimensions). The
+    identity; it holds no weights, so adding it to an attention leaves the model's state dict unchanged."""
+
+    def __init__(self, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+
+
 def layers(model):
     """Return ``{name: channels}`` for every convolution and linear layer of ``model``, in definition order."""
     return {
@@ -24,8 +35,8 @@ def linear_only(module):
 
 
 def width(module):
-    """The number of features ``module`` writes, where its weights tell (convolutions, linear layers, normalisations);
-    None for other modules."""
+    """The number of features ``module`` writes, where its weights tell (convolutions, linear layers, normalisations),
+    or heads (:class:`AttentionHeads`); None for other modules."""
     if isinstance(module, CONCEPT_LAYER_TYPES):
         return module.out_channels if hasattr(module, "out_channels") else module.out_features
     if isinstance(module, torch.nn.modules.batchnorm._NormBase):
@@ -34,6 +45,8 @@ def width(module):
         return module.num_channels
     if isinstance(module, torch.nn.LayerNorm) and module.normalized_shape:
         return module.normalized_shape[-1]
+    if isinstance(module, AttentionHeads):
+        return module.num_heads
     return None
 
 

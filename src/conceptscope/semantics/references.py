@@ -74,7 +74,7 @@ def _relevance_crops(atlas, needed, mode):
         for layer, slots in by_layer.items():
             channels = [channel for channel, _ in slots]
             heatmaps = explanation.conditional_heatmaps(layer, channels).cpu()
-            activations = explanation.activations[layer]
+            activations = atlas.explainer.position_values(layer, explanation.activations[layer])
             boxes = cropping.reference_boxes(heatmaps, [activations[channel].cpu() for channel in channels], mode)
             for (channel, slot), box in zip(slots, boxes):
                 yield _cut(sample.picture, box, heatmaps.shape[1:]), [(layer, channel, slot)]
@@ -90,7 +90,7 @@ def _window_crops(atlas, needed, window):
         for row, sample in enumerate(batch):
             shape = sample.image.shape[-2:]
             for layer, slots in needed[sample.index].items():
-                maps = activations[layer][row].detach().cpu()
+                maps = atlas.explainer.position_values(layer, activations[layer][row]).detach().cpu()
                 for channel, slot in slots:
                     box = window_box(maps[channel], shape, window)
                     yield _cut(sample.picture, box, shape), [(layer, channel, slot)]

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from ..models.layers import AttentionHeads
+
 
 class ShapesVGG(nn.Module):
     """Small VGG-style CNN with BatchNorm (~100k parameters): ``features``, ``avgpool``, ``classifier``."""
@@ -74,23 +76,24 @@ class Attention(nn.Module):
     """Multi-head self-attention written out: ``softmax(q k^T / sqrt(d)) v``, heads joined by ``out_proj``.
 
     Not fused (``F.scaled_dot_product_attention``): AttnLRP needs the softmax and both products as graph operations.
+    The heads' outputs pass ``heads`` (:class:`~conceptscope.models.AttentionHeads`), so a head can be a concept.
     """
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.scale = (dim // heads) ** -0.5
         self.q_proj, self.k_proj, self.v_proj = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
-        self.out_proj = nn.Linear(dim, dim)
+        self.heads, self.out_proj = AttentionHeads(heads), nn.Linear(dim, dim)
 
     def _split(self, x):
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, heads, N, d)
+        return x.unflatten(-1, (self.heads.num_heads, -1)).transpose(1, 2)  # (B, heads, N, d)
 
     def forward(self, x):
         q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(x)), self._split(self.v_proj(x))
         weights = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        return self.out_proj((weights @ v).transpose(1, 2).flatten(2))
+        return self.out_proj(self.heads((weights @ v).transpose(1, 2)).flatten(2))  # heads (B, N, heads, d)
 
 
 class MLP(nn.Module):
