@@ -4,8 +4,10 @@ its concepts. Checked against the value projection (with CP-LRP all of a head's 
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 import conceptscope as cs
+from conceptscope.errors import UnknownLayerError
 from conceptscope.models import AttentionHeads
 from conceptscope.widgets import explore
 from conceptscope.world.nets import ShapesViT
@@ -51,6 +53,31 @@ def test_a_heads_relevance_flows_through_its_own_value_features_with_cp_lrp(vit2
         assert relative_error(heads[head], through_values) <= 1e-9
     assert relative_error(heads.sum(0), explanation.conditional_heatmap({HEADS: range(4)})) <= 1e-9
     assert_unchanged(vit2, before)
+
+
+def test_torchvisions_vit_has_heads_in_its_written_out_attention():
+    """torchvision's ``nn.MultiheadAttention`` is written out in the explained copy (canonizer), heads marked: their
+    names (``...self_attention.heads``, and the copy's ``v_proj``) are layers the user can name, though the model has
+    no such module, and a head's heatmap is that of its value features under CP-LRP, as above. The model is left as
+    it was; a misspelt name is still refused."""
+    torch.manual_seed(0)
+    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=32,
+                                               mlp_dim=64, num_classes=5).double().eval()
+    torch.nn.init.normal_(vit.heads.head.weight, std=0.1)  # torchvision starts it at zero
+    before = model_state(vit)
+    attention = "encoder.layers.encoder_layer_1.self_attention"
+    xp = cs.Explainer(vit, "cp_lrp", layers=[f"{attention}.heads", "encoder.layers.encoder_layer_1"])
+    assert xp.layers[f"{attention}.heads"] == 4 and f"{attention}.heads" not in dict(vit.named_modules())
+    image = torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    explanation = xp.explain(image, layers=[f"{attention}.heads", f"{attention}.v_proj"])
+    heads = explanation.conditional_heatmaps(f"{attention}.heads", range(4))
+    assert float(heads.abs().sum()) > 0
+    for head in range(4):
+        through_values = explanation.conditional_heatmap({f"{attention}.v_proj": list(range(8 * head, 8 * head + 8))})
+        assert relative_error(heads[head], through_values) <= 1e-9
+    assert_unchanged(vit, before)
+    with pytest.raises(UnknownLayerError, match="no layer 'encoder.layers.encoder_layer_1.self_attention.headz'"):
+        cs.Explainer(vit, layers=[f"{attention}.headz"])
 
 
 def test_a_region_on_heads_takes_the_relevance_of_its_tokens(vit2, image):

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..errors import AtlasMismatchError
-from ..models import check_layer
 from . import distributed, identity, store
 from .samples import split_item
 from .state import MODES, TARGETS, AtlasState, explained_for
@@ -74,7 +73,7 @@ def _check_arguments(explainer, dataset, layers, k, modes, batch_size, target, c
     if not layers:
         raise ValueError(f"no layers given; concept layers of the model: {', '.join(explainer.layers)}")
     for layer in layers:
-        check_layer(explainer.model, layer)
+        explainer.check_layer(layer)
     if isinstance(modes, str) or not modes or not set(modes) <= set(MODES):
         raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes!r}")
     modes = tuple(mode for mode in MODES if mode in modes)

@@ -106,8 +106,6 @@ class Explainer:
                             f"and check_ids); got {type(concept).__name__}")
         self.model = model
         self._layers = None if layers is None else layer_names(layers)
-        for name in self._layers or ():
-            check_layer(model, name)
         self._concept_axes = _check_concept_axes(model, concept_axis)
         self.composite = make_composite(model, composite, mean, std)
         self.concept = concept or ChannelConcept()
@@ -121,6 +119,8 @@ class Explainer:
         self._relevance_model = None
         self._in_call = False
         self.generation = 0  # how many times the explained copy was (re)built: moves when the model changed
+        for name in self._layers or ():
+            self.check_layer(name)
 
     @property
     @_follows_model
@@ -171,6 +171,18 @@ class Explainer:
             relevance_model.digest = model_digest(self.model)  # the model matches the copy: checked just now
         return relevance_model.digest
 
+    def check_layer(self, name: str) -> None:
+        """Refuse ``name`` (:class:`~conceptscope.errors.UnknownLayerError`, listing the layers) unless it is a module
+        of the model or one a canonizer adds to the explained copy: the heads of a written-out
+        ``nn.MultiheadAttention`` (``encoder.layers.encoder_layer_9.self_attention.heads``)."""
+        try:
+            check_layer(self.model, name)
+        except UnknownLayerError:
+            with self.lock:
+                self._sync()
+                if not (isinstance(name, str) and name and name in self._relevance_model.modules):
+                    raise
+
     def _sync(self):
         """Rebuild the relevance model if the user's model changed since it was built (see :func:`_follows_model`)."""
         fingerprint = model_fingerprint(self.model)
@@ -192,7 +204,7 @@ class Explainer:
         ``optional`` (listed by default, not named by the user): then it is remembered in ``refused`` and left out."""
         relevance_model = self._current()
         for name in layers:
-            check_layer(self.model, name)
+            self.check_layer(name)
             if name in relevance_model.structured_outputs and name not in relevance_model.layer_nodes:
                 raise ValueError(f"layer {name!r} returns {relevance_model.structured_outputs[name]}, not one tensor, "
                                  "so it has no concept axis: name a module whose output is one tensor (B, C, ...) or "
