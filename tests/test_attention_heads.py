@@ -9,6 +9,7 @@ import torchvision
 import conceptscope as cs
 from conceptscope.errors import UnknownLayerError
 from conceptscope.models import AttentionHeads
+from conceptscope.semantics.references import reference_images, reference_table, window_box
 from conceptscope.widgets import explore
 from conceptscope.world.nets import ShapesViT
 
@@ -161,3 +162,22 @@ def test_the_explorer_drills_into_heads(shipped, data, atlas):
         s.channel for s in explanation.top_concepts(LAST, 4, region=torch.from_numpy(mask))]
     assert ex.tree.tree["path"] == [[LAST, head]] and ex.tree.tree["children"][0]["path"][1][0] == "blocks.2"
     assert all(not v.busy and v.error == "" for v in ex.views)
+
+
+def test_window_crops_of_tokens_and_heads_centre_on_the_strongest_patch(shipped, data, atlas):
+    """Window crops (SemanticLens) of token layers lay the tokens on their patch grid (the class token left out); a
+    head's value at a token is its largest dimension. Each window is centred on the patch where the concept is most
+    active, computed here by hand from the activations."""
+    table = reference_table(atlas, [LAST, "blocks.3"], 2, "activation")
+    crops = list(reference_images(atlas, table, "activation", "window", window=0.25, progress=False))
+    assert len(crops) == sum(int((indices >= 0).sum()) for indices in table.values()) > 0
+    for picture, [(layer, channel, slot)] in crops:
+        index = int(table[layer][channel, slot])
+        _, found = shipped.forward(data[index][0][None], [layer])
+        tokens = found[layer][0, channel, 1:]  # (64 patches, ...) without the class token
+        values = tokens.amax(-1) if layer == LAST else tokens
+        patch = int(values.argmax())
+        row, col = 8 * (patch // 8) + 4, 8 * (patch % 8) + 4  # the centre of that 8 px patch
+        box = window_box(values.reshape(8, 8), (64, 64), 0.25)
+        assert box[2] - box[0] == box[3] - box[1] == 16 and box[0] <= row < box[2] and box[1] <= col < box[3]
+        np.testing.assert_array_equal(picture, data.raw_image(index)[box[0]:box[2], box[1]:box[3]])

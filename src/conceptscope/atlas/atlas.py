@@ -231,8 +231,8 @@ class Atlas:
         sample = self.sample(index)
         explanation = self.explainer.explain(sample.image, explained_for(self.target, [sample.label]), [layer])
         heatmap = explanation.conditional_heatmaps(layer, [channel])[0].cpu()
-        activation = self.explainer.position_values(layer, explanation.activations[layer])[channel]
-        box = cropping.reference_box(heatmap, activation.cpu(), mode)
+        maps = self.explainer.activation_maps(layer, explanation.activations[layer][None], heatmap.shape)
+        box = cropping.reference_box(heatmap, maps[0, channel].cpu(), mode)
         picture = sample.picture
         if box is not None:
             box = cropping.scale_box(box, heatmap.shape, picture.shape[:2])

@@ -15,7 +15,8 @@ CONVOLUTIONS = tuple(t for t in CONCEPT_LAYER_TYPES if t is not torch.nn.Linear)
 
 
 def concept_axis(module, dims, override=None):
-    """The concept axis (1 or -1, or the user's ``override``) of a ``dims``-dimensional output of ``module``."""
+    """The concept axis (1, -1, 2 for heads, or the user's ``override``) of a ``dims``-dimensional output of
+    ``module``."""
     if override is not None:
         return override
     if isinstance(module, AttentionHeads):
@@ -27,11 +28,31 @@ def concept_axis(module, dims, override=None):
     return -1 if dims == 3 else 1  # tokens (B, N, D); (B, F) and maps (B, C, H, W) have theirs at 1
 
 
-def position_values(module, view):
-    """``view`` (a concept view, concept axis at 1) as one value per position of each concept: an attention's heads
-    ``(B, heads, N, head_dim)`` as ``(B, heads, N)``, a head's value at a token the largest of its dimensions (what its
-    ActMax score takes the maximum of); other layers' views as they are (maps, tokens)."""
-    return view.amax(-1) if isinstance(module, AttentionHeads) else view
+def patch_grid(tokens, image_size):
+    """``((h, w), leading tokens)`` of a token sequence laid over the image as a row-major patch grid of the image's
+    aspect ratio, with no or one leading (class) token; ``(None, 0)`` if there is none."""
+    height, width = image_size
+    for extra in (0, 1):
+        count = tokens - extra
+        for h in range(1, count + 1):
+            if count % h == 0 and (count // h) * height == h * width:
+                return (h, count // h), extra
+    return None, 0
+
+
+def activation_maps(module, view, image_size):
+    """``view`` (a batch's concept view, concept axis at 1) laid on the grid of an image of ``image_size`` (H, W): maps
+    ``(B, C, h, w)`` as they are; tokens ``(B, C, N)`` on their patch grid ``(B, C, h, w)`` (a class token, which has no
+    patch, left out); an attention's heads ``(B, heads, N, head_dim)`` first reduced to one value per token, the
+    largest of the head's dimensions (what its ActMax score takes the maximum of). Tokens on no patch grid and outputs
+    without positions stay as they are."""
+    if isinstance(module, AttentionHeads):
+        view = view.amax(-1)
+    if view.dim() == 3:
+        grid, extra = patch_grid(view.shape[2], image_size)
+        if grid is not None:
+            return view[:, :, extra:].unflatten(2, grid)
+    return view
 
 
 def check_output(layer, value, batch, axis, concepts):

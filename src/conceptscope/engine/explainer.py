@@ -180,7 +180,7 @@ class Explainer:
         except UnknownLayerError:
             with self.lock:
                 self._sync()
-                if not (isinstance(name, str) and name and name in self._relevance_model.modules):
+                if not _in_copy(self._relevance_model, name):
                     raise
 
     def _sync(self):
@@ -204,7 +204,11 @@ class Explainer:
         ``optional`` (listed by default, not named by the user): then it is remembered in ``refused`` and left out."""
         relevance_model = self._current()
         for name in layers:
-            self.check_layer(name)
+            try:
+                check_layer(self.model, name)
+            except UnknownLayerError:
+                if not _in_copy(relevance_model, name):
+                    raise
             if name in relevance_model.structured_outputs and name not in relevance_model.layer_nodes:
                 raise ValueError(f"layer {name!r} returns {relevance_model.structured_outputs[name]}, not one tensor, "
                                  "so it has no concept axis: name a module whose output is one tensor (B, C, ...) or "
@@ -252,12 +256,13 @@ class Explainer:
         return logits, {name: relevance_model.concept_view(name, trace.values[relevance_model.node(name)])
                         for name in names}
 
-    def position_values(self, layer: str, activations: torch.Tensor) -> torch.Tensor:
-        """``layer``'s ``activations`` (B, concepts, ...) as :meth:`forward` returns them, with one value per position
-        of each concept: maps and tokens as they are, an attention's heads (B, heads, N, head_dim) reduced to their
-        tokens (B, heads, N) by the largest dimension. What reference crops and ground truth place on the image."""
+    def activation_maps(self, layer: str, activations: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        """``layer``'s ``activations`` (B, concepts, ...) as :meth:`forward` returns them, laid on the grid of an input
+        of ``image_size`` (H, W): maps as they are, tokens on their patch grid (B, concepts, h, w) without the class
+        token, an attention's heads reduced per token to their largest dimension first (:func:`.axes.activation_maps`).
+        What reference crops and the world's ground truth place on the image."""
         with self.lock:
-            return self._current().position_values(layer, activations)
+            return self._current().activation_maps(layer, activations, image_size)
 
     @_follows_model
     def attribute(self, images: Images, target: Targets = None, layers: Layers = (),
@@ -357,6 +362,11 @@ class Explainer:
         """The default recorded layers plus ``extra`` ones, and which of them are optional (the defaults)."""
         defaults = list(self.layers)
         return list(dict.fromkeys([*defaults, *extra])), [name for name in defaults if name not in extra]
+
+
+def _in_copy(relevance_model, name):
+    """Whether ``name`` (not a module of the model) is one of the explained copy, added by a canonizer."""
+    return isinstance(name, str) and bool(name) and name in relevance_model.modules
 
 
 def _check_concept_axes(model, axes):

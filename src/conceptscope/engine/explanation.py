@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..errors import UnknownLayerError
 from ..models.layers import AttentionHeads
 from .arguments import count, layer_names
+from .axes import patch_grid
 from .checks import check_heatmaps
 from .inputs import check_region
 from .targets import initial_relevance
@@ -38,18 +39,6 @@ def relevance_from_logits(relevance_model, trace, logits, targets, collect, to_i
 
 
 Region = torch.Tensor | np.ndarray  # a boolean (H, W) mask of the input
-
-
-def patch_grid(tokens, image_size):
-    """``((h, w), leading tokens)`` of a token sequence laid over the image as a row-major patch grid of the image's
-    aspect ratio, with no or one leading (class) token; ``(None, 0)`` if there is none."""
-    height, width = image_size
-    for extra in (0, 1):
-        count = tokens - extra
-        for h in range(1, count + 1):
-            if count % h == 0 and (count // h) * height == h * width:
-                return (h, count // h), extra
-    return None, 0
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..models.canonizers import ExplicitAttention
 from ..models.layers import width
 from ..models.private import model_fingerprint, private_copy
-from .axes import check_output, concept_axis, position_values
+from .axes import activation_maps, check_output, concept_axis
 from .checks import check_canonized, check_logits, relative_difference
 from .errors import UntraceableModelError
 from .operations import VALUES, Identity, out_of_place, rule_for
@@ -185,10 +185,10 @@ class RelevanceModel:
         axis = self.concept_axis(layer, tensor)
         return tensor if axis in (1, 1 - tensor.dim()) else tensor.movedim(axis, 1)
 
-    def position_values(self, layer, view):
-        """One value per position of each concept of ``layer`` from its concept view ``view``: see
-        :func:`.axes.position_values` (an attention's heads reduced over their dimensions to tokens)."""
-        return position_values(self.modules.get(layer), view)
+    def activation_maps(self, layer, view, image_size):
+        """``layer``'s concept view ``view`` of a batch laid on the grid of an image of ``image_size``: see
+        :func:`.axes.activation_maps` (tokens on their patch grid, an attention's heads reduced to tokens first)."""
+        return activation_maps(self.modules.get(layer), view, image_size)
 
     def native_view(self, layer, tensor):
         """The inverse of :meth:`concept_view`: ``tensor`` in the layer's own layout, as the graph computes it."""

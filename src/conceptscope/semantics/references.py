@@ -74,7 +74,8 @@ def _relevance_crops(atlas, needed, mode):
         for layer, slots in by_layer.items():
             channels = [channel for channel, _ in slots]
             heatmaps = explanation.conditional_heatmaps(layer, channels).cpu()
-            activations = atlas.explainer.position_values(layer, explanation.activations[layer])
+            activations = atlas.explainer.activation_maps(layer, explanation.activations[layer][None],
+                                                          heatmaps.shape[1:])[0]
             boxes = cropping.reference_boxes(heatmaps, [activations[channel].cpu() for channel in channels], mode)
             for (channel, slot), box in zip(slots, boxes):
                 yield _cut(sample.picture, box, heatmaps.shape[1:]), [(layer, channel, slot)]
@@ -86,13 +87,15 @@ def _window_crops(atlas, needed, window):
     indices = list(needed)
     for start in range(0, len(indices), ACTIVATION_BATCH):
         batch = [atlas.sample(index) for index in indices[start:start + ACTIVATION_BATCH]]
-        _, activations = atlas.explainer.forward(torch.stack([sample.image for sample in batch]), layers)
+        images = torch.stack([sample.image for sample in batch])
+        shape = images.shape[-2:]
+        _, activations = atlas.explainer.forward(images, layers)
+        maps = {layer: atlas.explainer.activation_maps(layer, found, shape).detach().cpu()
+                for layer, found in activations.items()}
         for row, sample in enumerate(batch):
-            shape = sample.image.shape[-2:]
             for layer, slots in needed[sample.index].items():
-                maps = atlas.explainer.position_values(layer, activations[layer][row]).detach().cpu()
                 for channel, slot in slots:
-                    box = window_box(maps[channel], shape, window)
+                    box = window_box(maps[layer][row, channel], shape, window)
                     yield _cut(sample.picture, box, shape), [(layer, channel, slot)]
 
 

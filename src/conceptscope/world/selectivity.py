@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import Explainer
-from ..engine.explanation import patch_grid
 from .api import SPLIT_SEEDS
 from .concepts import ATTRIBUTES, CORNER_MARK
 from .dataset import ShapesDataset
@@ -155,14 +154,10 @@ def encoding_channels(world, model, layer: str, threshold: float = THRESHOLD, n:
 def _layer_outputs(explainer, images, names):
     """``{layer: (B, C, h, w) output}`` of one forward pass of the explainer's private copy; tokens (B, D, N) laid out
     on their patch grid (a token's region is its patch; a class token, which has none, left out), an attention's heads
-    first reduced to tokens (:meth:`Explainer.position_values`)."""
+    first reduced to tokens (:meth:`Explainer.activation_maps`)."""
     _, outputs = explainer.forward(images, names)
     for name, output in outputs.items():
-        output = explainer.position_values(name, output)  # an attention's heads: one value per token
-        if output.ndim == 3:
-            grid, extra = patch_grid(output.shape[2], images.shape[2:])
-            if grid is not None:
-                output = output[:, :, extra:].unflatten(2, grid)
+        output = explainer.activation_maps(name, output, images.shape[2:])
         if output.ndim != 4:
             raise ValueError(f"layer {name!r} has no (batch, channels, height, width) output nor tokens on a patch "
                              "grid; selectivity needs a map")
