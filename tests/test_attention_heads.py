@@ -1,6 +1,7 @@
 """Attention heads as concepts: a layer of :class:`AttentionHeads` (an attention's per-head outputs) has the heads as
-its concepts. Checked against the value projection (with CP-LRP all of a head's relevance passes its own features of
-``v_proj``), by conservation and additivity over regions, through the atlas, and refused out of range."""
+its concepts. Checked against the output projection's input, against the value projection (with CP-LRP all of a
+head's relevance passes its own features of ``v_proj``), by additivity over regions, through the atlas, its window
+crops and the explorer, on torchvision's written-out attention, and refused out of range."""
 import numpy as np
 import pytest
 import torch
@@ -33,6 +34,12 @@ def test_heads_are_the_concepts_of_a_heads_layer_and_leave_the_weights_alone(vit
     assert not any("heads" in key for key in vit2.state_dict())  # the shipped weights load as before
     explanation = cs.Explainer(vit2, "attn_lrp").explain(image, layers=[HEADS])
     assert tuple(explanation.activations[HEADS].shape) == (4, 65, 12)  # heads, tokens (class token first), head dim
+    joined = {}
+    handle = vit2.blocks[1].attn.out_proj.register_forward_hook(lambda m, args, out: joined.setdefault("x", args[0]))
+    with torch.no_grad():
+        vit2(image[None])
+    handle.remove()  # head h is features h*12 .. h*12+11 of what the output projection joins
+    torch.testing.assert_close(explanation.activations[HEADS], joined["x"][0].unflatten(1, (4, 12)).transpose(0, 1))
     relevance = explanation.relevances[HEADS]
     assert torch.allclose(explanation.concept_relevance(HEADS), relevance.sum((1, 2)), rtol=1e-12)
     assert HEADS not in cs.Explainer(vit2).layers  # a head is a concept where the user asks for it
