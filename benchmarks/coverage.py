@@ -107,6 +107,7 @@ def rules_used(xp):
 
 def run_one(label, build):
     row = {"model": label}
+    torch.manual_seed(0)  # the random weights each model is built with: the same draw on every run
     try:
         model = build()
         size = input_size(label, model)
