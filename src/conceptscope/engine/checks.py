@@ -7,6 +7,7 @@ from .errors import CanonizationError, CanonizationWarning, RelevanceConservatio
 
 VANISHED = 1e-6  # total |relevance| below this share of |logit|: nothing reached the input
 CREATED = 10.0  # |heatmap sum| above this many times |logit|: the rules created relevance
+TOLERANCE = 1e-4  # largest relative difference between the canonized copy's logits and the model's
 
 
 def check_input(images):
@@ -27,28 +28,36 @@ def check_logits(logits, model):
 
 
 def check_canonized(explained, reference, model, in_float64=None):
-    """Refuse a canonized copy whose logits differ from the model's: it would explain another model.
+    """Refuse a canonized copy whose logits differ from the model's (relative difference above ``TOLERANCE``).
 
-    ``in_float64`` (optional) returns the same relative difference computed in float64: where that vanishes (below
-    1e-9, or a millionth of the float32 difference: float64 rounds 5e8 times finer, while a canonizer that changes the
-    model changes it as much in float64), the difference is float32 rounding that the network amplifies (deep random
-    networks do), and only a warning says so.
+    ``in_float64`` (optional) returns the same relative difference computed in float64, which tells why. Where it
+    vanishes (below 1e-9, or a millionth of the float32 difference: float64 rounds 5e8 times finer, while a canonizer
+    that changes the model changes it as much in float64), the difference is float32 rounding that the network
+    amplifies (deep random networks do), and only a warning says so. Where the copy passes in float64 but the float32
+    difference is too large for that, the network's float32 logits are dominated by rounding: refused, with the advice
+    to explain it in float64. Otherwise the copy is another model: refused.
     """
     error = relative_difference(explained, reference)
-    if error <= 1e-4:
+    if error <= TOLERANCE:
         return
+    name = type(model).__name__
     exact = in_float64() if in_float64 is not None else None
     if exact is not None and (exact <= 1e-9 or exact <= 1e-6 * error):
         warnings.warn(
-            f"{type(model).__name__} amplifies float32 rounding: merging its BatchNorms changes its logits by "
-            f"{error:.2g} (relative) in float32 but by only {exact:.1g} in float64. Its explanations are as fragile "
-            "as its logits; explain it in float64 (model.double() and double inputs) to be sure",
-            CanonizationWarning, stacklevel=4)
+            f"{name} amplifies float32 rounding: merging its BatchNorms changes its logits by {error:.2g} (relative) "
+            f"in float32 but by only {exact:.1g} in float64. Its explanations are as fragile as its logits; explain "
+            "it in float64 (model.double() and double inputs) to be sure", CanonizationWarning, stacklevel=4)
         return
+    if exact is not None and exact <= TOLERANCE:
+        raise CanonizationError(
+            f"{name}'s float32 logits are dominated by rounding: merging its BatchNorms, which computes the same "
+            f"function, changes them by {error:.2g} (relative) in float32 and by {exact:.1g} in float64, so no "
+            "float32 explanation of it can be trusted. Explain it in float64 (model.double() and double inputs)")
     raise CanonizationError(
-        f"the canonized copy of {type(model).__name__} computes logits that differ from the model's by {error:.2g} "
-        "(relative), so its explanation would be of another model. This happens when a canonizer (BatchNorm "
-        "merging) does not fit the architecture: pass a zennit Composite without that canonizer, or report it")
+        f"the canonized copy of {name} computes logits that differ from the model's by {error:.2g} (relative"
+        + ("" if exact is None else f"; {exact:.2g} in float64") + "), so its explanation would be of another model. "
+        "This happens when a canonizer (BatchNorm merging) does not fit the architecture: pass a zennit Composite "
+        "without that canonizer, or report it")
 
 
 def relative_difference(value, reference):
