@@ -238,9 +238,10 @@ def test_crash_between_state_and_manifest_then_resume(built, explainer, dataset,
 def test_torchrun_two_processes_equal_one(built, tmp_path):
     atlas, _ = built
     path = tmp_path / "sharded"
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *CLI,
-                    "--path", str(path), "--checkpoint-every", "2"], check=True, capture_output=True, timeout=120,
-                   env=ENV)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *CLI,
+                          "--path", str(path), "--checkpoint-every", "2"], capture_output=True, text=True, timeout=120,
+                         env=ENV)
+    assert run.returncode == 0, f"torchrun exited {run.returncode}:\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}"
     assert_same_state(path, atlas.path)
 
 
