@@ -46,6 +46,17 @@ def test_heads_are_the_concepts_of_a_heads_layer_and_leave_the_weights_alone(vit
     assert isinstance(dict(vit2.named_modules())[HEADS], AttentionHeads)
 
 
+def assert_heads_pass_their_values(explanation, heads_layer, values_layer, head_dim):
+    """Under CP-LRP: each head's conditional heatmap (non-zero) equals the heatmap conditioned on that head's
+    ``head_dim`` features of the value projection. Returns the heads' heatmaps."""
+    heads = explanation.conditional_heatmaps(heads_layer, range(4))
+    assert float(heads.abs().sum()) > 0
+    for head in range(4):
+        features = list(range(head_dim * head, head_dim * (head + 1)))
+        assert relative_error(heads[head], explanation.conditional_heatmap({values_layer: features})) <= 1e-9
+    return heads
+
+
 def test_a_heads_relevance_flows_through_its_own_value_features_with_cp_lrp(vit2, image):
     """CP-LRP holds the attention weights constant, so head h's relevance passes only v_proj's features
     h*d .. (h+1)*d - 1: conditioning on the head and on those features gives the same heatmap (two different masks
@@ -54,11 +65,7 @@ def test_a_heads_relevance_flows_through_its_own_value_features_with_cp_lrp(vit2
     before = model_state(vit2)
     values = "blocks.1.attn.v_proj"
     explanation = xp.explain(image, layers=[HEADS, values])
-    heads = explanation.conditional_heatmaps(HEADS, range(4))
-    assert float(heads.abs().sum()) > 0
-    for head in range(4):
-        through_values = explanation.conditional_heatmap({values: list(range(12 * head, 12 * head + 12))})
-        assert relative_error(heads[head], through_values) <= 1e-9
+    heads = assert_heads_pass_their_values(explanation, HEADS, values, 12)
     assert relative_error(heads.sum(0), explanation.conditional_heatmap({HEADS: range(4)})) <= 1e-9
     assert_unchanged(vit2, before)
 
@@ -78,11 +85,7 @@ def test_torchvisions_vit_has_heads_in_its_written_out_attention():
     assert xp.layers[f"{attention}.heads"] == 4 and f"{attention}.heads" not in dict(vit.named_modules())
     image = torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     explanation = xp.explain(image, layers=[f"{attention}.heads", f"{attention}.v_proj"])
-    heads = explanation.conditional_heatmaps(f"{attention}.heads", range(4))
-    assert float(heads.abs().sum()) > 0
-    for head in range(4):
-        through_values = explanation.conditional_heatmap({f"{attention}.v_proj": list(range(8 * head, 8 * head + 8))})
-        assert relative_error(heads[head], through_values) <= 1e-9
+    assert_heads_pass_their_values(explanation, f"{attention}.heads", f"{attention}.v_proj", 8)
     assert_unchanged(vit, before)
     with pytest.raises(UnknownLayerError, match="no layer 'encoder.layers.encoder_layer_1.self_attention.headz'"):
         cs.Explainer(vit, layers=[f"{attention}.headz"])

@@ -175,13 +175,20 @@ class Explainer:
         """Refuse ``name`` (:class:`~conceptscope.errors.UnknownLayerError`, listing the layers) unless it is a module
         of the model or one a canonizer adds to the explained copy: the heads of a written-out
         ``nn.MultiheadAttention`` (``encoder.layers.encoder_layer_9.self_attention.heads``)."""
+        with self.lock:
+            self._check_layer(name)
+
+    def _check_layer(self, name, relevance_model=None):
+        """:meth:`check_layer` against ``relevance_model`` (default: the copy as the model is now, rebuilt if it
+        changed; only looked at for a name the model lacks)."""
         try:
             check_layer(self.model, name)
         except UnknownLayerError:
-            with self.lock:
+            if relevance_model is None:
                 self._sync()
-                if not _in_copy(self._relevance_model, name):
-                    raise
+                relevance_model = self._relevance_model
+            if not (isinstance(name, str) and name and name in relevance_model.modules):
+                raise
 
     def _sync(self):
         """Rebuild the relevance model if the user's model changed since it was built (see :func:`_follows_model`)."""
@@ -204,11 +211,7 @@ class Explainer:
         ``optional`` (listed by default, not named by the user): then it is remembered in ``refused`` and left out."""
         relevance_model = self._current()
         for name in layers:
-            try:
-                check_layer(self.model, name)
-            except UnknownLayerError:
-                if not _in_copy(relevance_model, name):
-                    raise
+            self._check_layer(name, relevance_model)
             if name in relevance_model.structured_outputs and name not in relevance_model.layer_nodes:
                 raise ValueError(f"layer {name!r} returns {relevance_model.structured_outputs[name]}, not one tensor, "
                                  "so it has no concept axis: name a module whose output is one tensor (B, C, ...) or "
@@ -362,11 +365,6 @@ class Explainer:
         """The default recorded layers plus ``extra`` ones, and which of them are optional (the defaults)."""
         defaults = list(self.layers)
         return list(dict.fromkeys([*defaults, *extra])), [name for name in defaults if name not in extra]
-
-
-def _in_copy(relevance_model, name):
-    """Whether ``name`` (not a module of the model) is one of the explained copy, added by a canonizer."""
-    return isinstance(name, str) and bool(name) and name in relevance_model.modules
 
 
 def _check_concept_axes(model, axes):
